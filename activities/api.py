@@ -1,0 +1,1 @@
+"""Activities and plans: api (filled by the issue that builds this app)."""

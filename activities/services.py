@@ -1,0 +1,1 @@
+"""Activities and plans: services (filled by the issue that builds this app)."""

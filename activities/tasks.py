@@ -1,0 +1,1 @@
+"""Activities and plans: tasks (filled by the issue that builds this app)."""

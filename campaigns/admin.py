@@ -1,0 +1,1 @@
+"""Campaigns: admin (filled by the issue that builds this app)."""

@@ -1,0 +1,1 @@
+"""Campaigns: api (filled by the issue that builds this app)."""

@@ -1,0 +1,1 @@
+"""Campaigns: models (filled by the issue that builds this app)."""

@@ -1,0 +1,1 @@
+"""Campaigns: selectors (filled by the issue that builds this app)."""

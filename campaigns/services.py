@@ -1,0 +1,1 @@
+"""Campaigns: services (filled by the issue that builds this app)."""

@@ -1,0 +1,1 @@
+"""Campaigns: tasks (filled by the issue that builds this app)."""

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from contacts import views
+
+app_name = "contacts"
+urlpatterns = [
+    path("contacts/", views.contact_list, name="list"),
+    path("contacts/<int:pk>/", views.contact_detail, name="detail"),
+    path("contacts/<int:pk>/identities/", views.identity_add, name="identity_add"),
+    path("companies/", views.company_list, name="company_list"),
+    path("companies/<int:pk>/", views.company_detail, name="company_detail"),
+]

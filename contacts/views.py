@@ -1,0 +1,106 @@
+"""Contact and company pages. Views only parse input and call selectors/services."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from contacts import selectors, services
+from contacts.forms import ContactSearchForm, IdentityForm
+from crm.errors import DomainError, NotFound
+
+PAGE_SIZE = 50
+
+
+def _keyset_page(qs, request: HttpRequest):  # type: ignore[no-untyped-def]
+    """Newest first, ``?after=<id>`` for the next page: no OFFSET, no COUNT(*)."""
+    after = request.GET.get("after", "")
+    if after.isdigit():
+        qs = qs.filter(pk__lt=int(after))
+    rows = list(qs.order_by("-id")[: PAGE_SIZE + 1])
+    next_after = rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None
+    return rows[:PAGE_SIZE], next_after
+
+
+@login_required
+def contact_list(request: HttpRequest) -> HttpResponse:
+    form = ContactSearchForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    rows, next_after = _keyset_page(selectors.contact_list(user=request.user, filters=filters), request)
+    query = request.GET.copy()
+    query.pop("after", None)
+    context = {
+        "form": form, "contacts": rows, "next_after": next_after, "query": query.urlencode(),
+        "page_title": "Contacts",
+    }  # fmt: skip
+    template = "contacts/_contact_rows.html" if request.htmx and request.htmx.target == "contact-rows" else None
+    return render(request, template or "contacts/contact_list.html", context)
+
+
+@login_required
+def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        contact = selectors.contact_get(user=request.user, pk=pk)
+    except NotFound:
+        raise Http404("No such contact.") from None
+    return render(
+        request,
+        "contacts/contact_detail.html",
+        {"contact": contact, "identity_form": IdentityForm(), "page_title": contact.display_name},
+    )
+
+
+@login_required
+@require_POST
+def identity_add(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        contact = selectors.contact_get(user=request.user, pk=pk)
+    except NotFound:
+        raise Http404("No such contact.") from None
+    form = IdentityForm(request.POST)
+    if form.is_valid():
+        try:
+            services.identity_attach(contact=contact, actor=request.user, **form.cleaned_data)
+        except DomainError as exc:
+            form.add_error("value", exc.message)
+        except ValidationError as exc:
+            for message in exc.message_dict.get("value", exc.messages) if hasattr(exc, "error_dict") else exc.messages:
+                form.add_error("value", message)
+    if form.errors:
+        if request.htmx:
+            contact = selectors.contact_get(user=request.user, pk=pk)
+            return render(request, "contacts/_identities.html", {"contact": contact, "identity_form": form})
+        messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
+        return redirect("contacts:detail", pk=pk)
+    messages.success(request, "Identity added.")
+    if request.htmx:
+        contact = selectors.contact_get(user=request.user, pk=pk)
+        return render(request, "contacts/_identities.html", {"contact": contact, "identity_form": IdentityForm()})
+    return redirect("contacts:detail", pk=pk)
+
+
+@login_required
+def company_list(request: HttpRequest) -> HttpResponse:
+    q = request.GET.get("q", "")[:200]
+    rows, next_after = _keyset_page(selectors.company_list(user=request.user, filters={"q": q}), request)
+    return render(
+        request,
+        "contacts/company_list.html",
+        {"companies": rows, "next_after": next_after, "q": q, "page_title": "Companies"},
+    )
+
+
+@login_required
+def company_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        company = selectors.company_get(user=request.user, pk=pk)
+    except NotFound:
+        raise Http404("No such company.") from None
+    people = selectors.company_contacts(user=request.user, company=company)[:200]
+    return render(
+        request, "contacts/company_detail.html", {"company": company, "people": people, "page_title": company.name}
+    )

@@ -1,0 +1,29 @@
+"""Errors a user can cause. Views and the API turn them into a clear message, never a 500."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base for user-actionable errors. ``fields`` maps a field name to its messages."""
+
+    code = "invalid"
+    status = 400
+
+    def __init__(self, message: str, *, fields: dict[str, list[str]] | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+        if code:
+            self.code = code
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = 409
+
+
+class NotFound(DomainError):
+    """Raised for objects that do not exist *or* that the caller may not see: the two must look the same."""
+
+    code = "not_found"
+    status = 404

@@ -1,0 +1,38 @@
+"""The one place that names every app's URLs."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from accounts import api as accounts_api
+from contacts import api as contacts_api
+from crm import views as crm_views
+
+router = DefaultRouter()
+router.register("users", accounts_api.UserViewSet, basename="user")
+router.register("teams", accounts_api.TeamViewSet, basename="team")
+router.register("notifications", accounts_api.NotificationViewSet, basename="notification")
+router.register("contacts", contacts_api.ContactViewSet, basename="contact")
+router.register("companies", contacts_api.CompanyViewSet, basename="company")
+
+admin.site.site_header = "Threadline administration"
+admin.site.site_title = "Threadline admin"
+
+urlpatterns = [
+    path("", crm_views.my_day, name="my_day"),
+    path("healthz", crm_views.healthz, name="healthz"),
+    path("reports/", crm_views.reports, name="reports"),
+    path("accounts/", include("accounts.urls")),
+    path("", include("contacts.urls")),
+    path("inbox/", include("threads.urls")),
+    path("activities/", include("activities.urls")),
+    path("deals/", include("deals.urls")),
+    path("campaigns/", include("campaigns.urls")),
+    path("listening/", include("listening.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(router.urls)),
+    path("api/v1/auth/", include("rest_framework.urls", namespace="rest_framework")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]

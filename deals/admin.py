@@ -1,0 +1,1 @@
+"""Deals and pipelines: admin (filled by the issue that builds this app)."""

@@ -1,0 +1,1 @@
+"""Deals and pipelines: api (filled by the issue that builds this app)."""

@@ -1,0 +1,1 @@
+"""Deals and pipelines: models (filled by the issue that builds this app)."""

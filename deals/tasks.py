@@ -1,0 +1,1 @@
+"""Deals and pipelines: tasks (filled by the issue that builds this app)."""

@@ -1,0 +1,1 @@
+"""Listening: admin (filled by the issue that builds this app)."""

@@ -1,0 +1,1 @@
+"""Listening: api (filled by the issue that builds this app)."""

@@ -1,0 +1,1 @@
+"""Listening: models (filled by the issue that builds this app)."""

@@ -1,0 +1,1 @@
+"""Listening: selectors (filled by the issue that builds this app)."""

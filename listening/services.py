@@ -1,0 +1,1 @@
+"""Listening: services (filled by the issue that builds this app)."""

@@ -1,0 +1,1 @@
+"""Listening: tasks (filled by the issue that builds this app)."""

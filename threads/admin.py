@@ -1,0 +1,1 @@
+"""Conversation threads: admin (filled by the issue that builds this app)."""

@@ -1,0 +1,1 @@
+"""Conversation threads: api (filled by the issue that builds this app)."""

@@ -1,0 +1,1 @@
+"""Conversation threads: models (filled by the issue that builds this app)."""

@@ -1,0 +1,1 @@
+"""Conversation threads: selectors (filled by the issue that builds this app)."""

@@ -1,0 +1,1 @@
+"""Conversation threads: services (filled by the issue that builds this app)."""

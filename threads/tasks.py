@@ -1,0 +1,1 @@
+"""Conversation threads: tasks (filled by the issue that builds this app)."""
