@@ -136,7 +136,9 @@ def run(*, only_prepare: bool) -> int:
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
+    # Set both explicitly: a process started in the background inherits SIGINT as "ignored".
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         started = embedded.ensure_environment()
         check_database(os.environ["DATABASE_URL"])
