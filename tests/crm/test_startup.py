@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "THREADLINE_EMBEDDED"}}
+    # DJANGO_ALLOW_ASYNC_UNSAFE is set for Playwright by tests/browser; a deployment must never have it.
+    dropped = {"DJANGO_SETTINGS_MODULE", "THREADLINE_EMBEDDED", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(overrides)
     return env
 
