@@ -35,7 +35,7 @@ class ContactSerializer(serializers.ModelSerializer):
         fields = [
             "id", "display_name", "first_name", "last_name", "title", "company", "lifecycle_stage", "tier", "tags",
             "street", "city", "region", "postal_code", "country", "latitude", "longitude", "time_zone", "language",
-            "notes", "custom_fields", "do_not_contact", "owner", "team", "visibility", "last_touch_at",
+            "notes", "custom_fields", "birthday", "do_not_contact", "owner", "team", "visibility", "last_touch_at",
             "created_at", "updated_at", "identities",
         ]  # fmt: skip
         read_only_fields = ["id", "last_touch_at", "created_at", "updated_at"]

@@ -7,16 +7,18 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from accounts.models import User, Visibility
 from accounts.selectors import can_see
+from contacts.customfields import clean_custom_fields
 from contacts.identities import normalize_identity
-from contacts.models import Company, Contact, ContactIdentity
+from contacts.models import Company, Contact, ContactIdentity, LifeEvent
 from crm.errors import Conflict
 
 CONTACT_EDITABLE = (
     "first_name", "last_name", "title", "company", "lifecycle_stage", "tier", "tags", "street", "city", "region",
-    "postal_code", "country", "latitude", "longitude", "time_zone", "language", "notes", "custom_fields",
+    "postal_code", "country", "latitude", "longitude", "time_zone", "language", "notes", "custom_fields", "birthday",
     "do_not_contact", "owner", "team", "visibility",
 )  # fmt: skip
 COMPANY_EDITABLE = (
@@ -98,6 +100,7 @@ def contact_create(*, actor: User, identities: list[dict[str, Any]] | None = Non
         data["team"] = actor.teams.order_by("id").first()
     data.setdefault("visibility", Visibility.TEAM)
     contact = Contact()
+    data["custom_fields"] = clean_custom_fields(data.get("custom_fields"))
     _apply(contact, data, CONTACT_EDITABLE)
     contact.full_clean(exclude=["search_vector"])
     contact.save()
@@ -107,11 +110,42 @@ def contact_create(*, actor: User, identities: list[dict[str, Any]] | None = Non
     return contact
 
 
+ADDRESS_FIELDS = ("street", "city", "region", "postal_code", "country")
+
+
+def _address(contact: Contact) -> dict[str, str]:
+    return {name: getattr(contact, name) for name in ADDRESS_FIELDS}
+
+
 @transaction.atomic
 def contact_update(*, contact: Contact, actor: User, **data: Any) -> Contact:
+    """Update fields; a change of company or address is recorded as a life event (job change, move)."""
+    if "custom_fields" in data:
+        # Required-field checks apply only when custom fields are written, so defining a new required field
+        # does not block every other edit of older contacts.
+        data["custom_fields"] = clean_custom_fields(data["custom_fields"], existing=contact.custom_fields)
+    old_company = contact.company
+    old_address = _address(contact)
     _apply(contact, data, CONTACT_EDITABLE)
     contact.full_clean(exclude=["search_vector"])
     contact.save()
+    today = timezone.localdate()
+    if contact.company_id != (old_company.pk if old_company else None):
+        LifeEvent.objects.create(
+            contact=contact, kind=LifeEvent.Kind.JOB_CHANGE, date=today, source="auto", created_by=actor,
+            title=f"Moved to {contact.company.name}" if contact.company else f"Left {old_company.name}",
+            data={
+                "from": {"id": old_company.pk, "name": old_company.name} if old_company else None,
+                "to": {"id": contact.company.pk, "name": contact.company.name} if contact.company else None,
+            },
+        )  # fmt: skip
+    new_address = _address(contact)
+    if new_address != old_address and any(old_address.values()):
+        place = ", ".join(v for v in (contact.city, contact.country) if v) or "a new address"
+        LifeEvent.objects.create(
+            contact=contact, kind=LifeEvent.Kind.MOVE, date=today, source="auto", created_by=actor,
+            title=f"Moved to {place}", data={"from": old_address, "to": new_address},
+        )  # fmt: skip
     contact_search_refresh(contact_ids=[contact.pk])
     return contact
 
