@@ -13,8 +13,7 @@ router = DefaultRouter()
 router.register("users", accounts_api.UserViewSet, basename="user")
 router.register("teams", accounts_api.TeamViewSet, basename="team")
 router.register("notifications", accounts_api.NotificationViewSet, basename="notification")
-router.register("contacts", contacts_api.ContactViewSet, basename="contact")
-router.register("companies", contacts_api.CompanyViewSet, basename="company")
+contacts_api.register_routes(router)
 
 admin.site.site_header = "Threadline administration"
 admin.site.site_title = "Threadline admin"

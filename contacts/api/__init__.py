@@ -9,6 +9,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.routers import DefaultRouter
 
 from accounts.models import Team, User
 from contacts import selectors, services
@@ -134,3 +135,13 @@ class CompanyViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance: Company) -> None:
         services.company_delete(company=instance, actor=self.request.user)
+
+
+def register_routes(router: DefaultRouter) -> None:
+    """Every contacts endpoint on the /api/v1/ router. Areas register their own viewsets."""
+    from contacts.api import browse, merge, profile, transfer
+
+    router.register("contacts", ContactViewSet, basename="contact")
+    router.register("companies", CompanyViewSet, basename="company")
+    for area in (profile, merge, transfer, browse):
+        area.register(router)

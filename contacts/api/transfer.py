@@ -1,0 +1,9 @@
+"""API: CSV import wizard, CSV and vCard export, GDPR export and erasure."""
+
+from __future__ import annotations
+
+from rest_framework.routers import DefaultRouter
+
+
+def register(router: DefaultRouter) -> None:
+    """Register this area's viewsets on the /api/v1/ router (called from contacts.api.register_routes)."""

@@ -1,0 +1,1 @@
+"""Tasks: the duplicate finder."""
