@@ -78,7 +78,7 @@ def user_list(*, actor: User) -> QuerySet[User]:
         return qs.none()
     if actor.is_admin_role:
         return qs
-    return qs.filter(memberships__team_id__in=user_team_ids(actor)).distinct() | qs.filter(pk=actor.pk)
+    return qs.filter(Q(memberships__team_id__in=user_team_ids(actor)) | Q(pk=actor.pk)).distinct()
 
 
 def team_list(*, actor: User) -> QuerySet[Team]:

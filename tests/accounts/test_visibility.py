@@ -107,3 +107,10 @@ def test_rep_cannot_move_contact_to_invisible_company(world, api_client) -> None
 def test_deactivated_user_sees_nothing(world) -> None:
     world.a1.is_active = False
     assert not visible(Contact.objects.all(), world.a1).exists()
+
+
+def test_rep_lists_only_teammates_as_assignable_users(world, api_client) -> None:
+    api_client.force_authenticate(world.a1)
+    response = api_client.get("/api/v1/users/")
+    assert response.status_code == 200
+    assert {row["username"] for row in response.json()["results"]} == {"a1", "a2", "ma"}
