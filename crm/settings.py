@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 from crm.env import env_bool, env_int, env_list, env_str
 
@@ -192,6 +193,8 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# CSV imports larger than this are refused with a clear message before anything is stored.
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 50 * 1024 * 1024)
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 MEDIA_URL = "/media/"
 WHITENOISE_USE_FINDERS = DEBUG or TESTING
@@ -267,6 +270,11 @@ HEARTBEAT_INTERVAL = env_int("HEARTBEAT_INTERVAL", 30)
 HEARTBEAT_STALE_AFTER = env_int("HEARTBEAT_STALE_AFTER", HEARTBEAT_INTERVAL * 4)
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "crm.tasks.heartbeat", "schedule": float(HEARTBEAT_INTERVAL)},
+    # Daily, at night: the finder is one big idempotent SQL statement over every identity and contact.
+    "contacts-duplicates-find": {
+        "task": "contacts.tasks.duplicates.duplicates_find_task",
+        "schedule": crontab(hour=3, minute=30),
+    },
 }
 
 # --- Logging ----------------------------------------------------------------------------------------------

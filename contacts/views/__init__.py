@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from contacts import selectors, services
-from contacts.forms import ContactSearchForm, IdentityForm
+from contacts.filters import ContactFilter
+from contacts.forms import IdentityForm
+from contacts.selectors.saved_views import saved_view_list
+from contacts.selectors.timeline import company_timeline
 from crm.errors import DomainError, NotFound
 
 PAGE_SIZE = 50
@@ -28,14 +34,19 @@ def _keyset_page(qs, request: HttpRequest):  # type: ignore[no-untyped-def]
 
 @login_required
 def contact_list(request: HttpRequest) -> HttpResponse:
-    form = ContactSearchForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
-    rows, next_after = _keyset_page(selectors.contact_list(user=request.user, filters=filters), request)
+    # One ContactFilter serves this page, saved views and the API, so a filter means the same everywhere.
+    q = request.GET.get("q", "").strip()[:200]
+    base = selectors.contact_list(user=request.user, filters={"q": q})
+    contact_filter = ContactFilter(request.GET or None, queryset=base, request=request)
+    rows, next_after = _keyset_page(contact_filter.qs, request)
     query = request.GET.copy()
     query.pop("after", None)
+    saved_views = list(saved_view_list(user=request.user))
+    for view in saved_views:
+        view.querystring = urlencode(view.filters, doseq=True)  # type: ignore[attr-defined]
     context = {
-        "form": form, "contacts": rows, "next_after": next_after, "query": query.urlencode(),
-        "page_title": "Contacts",
+        "filter": contact_filter, "form": contact_filter.form, "q": q, "contacts": rows, "next_after": next_after,
+        "query": query.urlencode(), "saved_views": saved_views, "page_title": "Contacts",
     }  # fmt: skip
     template = "contacts/_contact_rows.html" if request.htmx and request.htmx.target == "contact-rows" else None
     return render(request, template or "contacts/contact_list.html", context)
@@ -101,6 +112,9 @@ def company_detail(request: HttpRequest, pk: int) -> HttpResponse:
     except NotFound:
         raise Http404("No such company.") from None
     people = selectors.company_contacts(user=request.user, company=company)[:200]
-    return render(
-        request, "contacts/company_detail.html", {"company": company, "people": people, "page_title": company.name}
-    )
+    context = {
+        "company": company, "people": people, "page_title": company.name,
+        "timeline": company_timeline(user=request.user, company=company, before=None),
+        "timeline_url": reverse("contacts:company_timeline", args=[company.pk]), "show_contact": True,
+    }  # fmt: skip
+    return render(request, "contacts/company_detail.html", context)
