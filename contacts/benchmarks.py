@@ -556,11 +556,12 @@ def run(*, contacts: int = 1_000_000, samples: int = 200, import_rows: int = 20_
 
             # A real host name of this deployment, so ALLOWED_HOSTS accepts the in-process requests.
             hosts = [h.lstrip(".") for h in settings.ALLOWED_HOSTS if h != "*"] or ["localhost"]
-            client = Client(HTTP_HOST=hosts[0], secure=settings.SECURE_SSL_REDIRECT)
+            client = Client(HTTP_HOST=hosts[0])
+            secure = bool(settings.SECURE_SSL_REDIRECT)  # a per-request flag; Client() ignores it
             client.force_login(user)
 
             def detail(pk: int) -> None:
-                response = client.get(f"/contacts/{pk}/")
+                response = client.get(f"/contacts/{pk}/", secure=secure)
                 assert response.status_code == 200, response.status_code
 
             detail(measured[0])
@@ -571,7 +572,7 @@ def run(*, contacts: int = 1_000_000, samples: int = 200, import_rows: int = 20_
             )
 
             def api(path: str) -> None:
-                response = client.get(path)
+                response = client.get(path, secure=secure)
                 assert response.status_code == 200, response.status_code
 
             deep = _deep_cursor(world.contact_first_id + min(1000, contacts // 2))

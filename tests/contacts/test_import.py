@@ -255,9 +255,9 @@ def test_crash_mid_file_then_resume_loses_and_duplicates_nothing(world, monkeypa
     real = imports._ImportContext.process_chunk
     calls = {"n": 0}
 
-    def crash_on_second_chunk(self, chunk):  # type: ignore[no-untyped-def]
+    def crash_on_second_chunk(self, rows):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        counts = real(self, chunk)  # the chunk's rows are written ... then the worker dies before commit
+        counts = real(self, rows)  # the chunk's rows are written ... then the worker dies before commit
         if calls["n"] == 2:
             raise RuntimeError("worker died")
         return counts
@@ -282,11 +282,11 @@ def test_transient_database_error_leaves_job_running_for_the_retry(world, monkey
     real = imports._ImportContext.process_chunk
     calls = {"n": 0}
 
-    def flaky(self, chunk):  # type: ignore[no-untyped-def]
+    def flaky(self, rows):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 2:
             raise OperationalError("server closed the connection unexpectedly")
-        return real(self, chunk)
+        return real(self, rows)
 
     monkeypatch.setattr(imports._ImportContext, "process_chunk", flaky)
     with pytest.raises(OperationalError):
