@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.http import Http404
+
 
 class DomainError(Exception):
     """Base for user-actionable errors. ``fields`` maps a field name to its messages."""
@@ -22,8 +24,11 @@ class Conflict(DomainError):
     status = 409
 
 
-class NotFound(DomainError):
-    """Raised for objects that do not exist *or* that the caller may not see: the two must look the same."""
+class NotFound(DomainError, Http404):
+    """Raised for objects that do not exist *or* that the caller may not see: the two must look the same.
+
+    It is also an Http404, so a browser view that lets it through answers 404 like any missing page.
+    """
 
     code = "not_found"
     status = 404

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -17,7 +17,7 @@ from contacts.filters import ContactFilter
 from contacts.forms import IdentityForm
 from contacts.selectors.saved_views import saved_view_list
 from contacts.selectors.timeline import company_timeline
-from crm.errors import DomainError, NotFound
+from crm.errors import DomainError
 
 PAGE_SIZE = 50
 
@@ -54,10 +54,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    try:
-        contact = selectors.contact_get(user=request.user, pk=pk)
-    except NotFound:
-        raise Http404("No such contact.") from None
+    contact = selectors.contact_get(user=request.user, pk=pk)
     return render(
         request,
         "contacts/contact_detail.html",
@@ -68,10 +65,7 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def identity_add(request: HttpRequest, pk: int) -> HttpResponse:
-    try:
-        contact = selectors.contact_get(user=request.user, pk=pk)
-    except NotFound:
-        raise Http404("No such contact.") from None
+    contact = selectors.contact_get(user=request.user, pk=pk)
     form = IdentityForm(request.POST)
     if form.is_valid():
         try:
@@ -107,10 +101,7 @@ def company_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def company_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    try:
-        company = selectors.company_get(user=request.user, pk=pk)
-    except NotFound:
-        raise Http404("No such company.") from None
+    company = selectors.company_get(user=request.user, pk=pk)
     people = selectors.company_contacts(user=request.user, company=company)[:200]
     context = {
         "company": company, "people": people, "page_title": company.name,

@@ -23,7 +23,7 @@ def duplicate_list(request: HttpRequest) -> HttpResponse:
     try:
         rows, next_after = dup_selectors.duplicate_queue(user=request.user, after=request.GET.get("after"))
     except NotFound:
-        raise Http404("No such page.") from None
+        raise  # a rep: 404, not the flash below
     except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("contacts:duplicate_list")
@@ -47,10 +47,7 @@ def duplicate_scan(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def duplicate_dismiss(request: HttpRequest, pk: int) -> HttpResponse:
-    try:
-        candidate = dup_selectors.duplicate_get(user=request.user, pk=pk)
-    except NotFound:
-        raise Http404("No such duplicate pair.") from None
+    candidate = dup_selectors.duplicate_get(user=request.user, pk=pk)
     try:
         dup_services.duplicate_dismiss(candidate=candidate, actor=request.user)
     except DomainError as exc:
@@ -70,10 +67,7 @@ def _other_id(request: HttpRequest) -> int | None:
 @login_required
 def merge(request: HttpRequest, pk: int) -> HttpResponse:
     """Choose the other contact (by id or search), compare side by side, choose the survivor, confirm."""
-    try:
-        contact = selectors.contact_get(user=request.user, pk=pk)
-    except NotFound:
-        raise Http404("No such contact.") from None
+    contact = selectors.contact_get(user=request.user, pk=pk)
     context: dict[str, object] = {"contact": contact, "page_title": f"Merge {contact.display_name}"}
     query = request.GET.get("q", "").strip()[:200]
     other_id = _other_id(request)
@@ -125,10 +119,7 @@ def _merge_post(request: HttpRequest, contact: Contact, other_id: int | None) ->
 
 @login_required
 def merge_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    try:
-        record = dup_selectors.merge_record_get(user=request.user, pk=pk)
-    except NotFound:
-        raise Http404("No such merge.") from None
+    record = dup_selectors.merge_record_get(user=request.user, pk=pk)
     return render(request, "contacts/merge_detail.html", _record_context(record))
 
 

@@ -33,14 +33,11 @@ from contacts.selectors.relationships import (
 from contacts.services.consent import consent_set
 from contacts.services.life_events import life_event_create, life_event_delete
 from contacts.services.relationships import relationship_create, relationship_delete
-from crm.errors import DomainError, NotFound
+from crm.errors import DomainError
 
 
 def _contact_or_404(user: User, pk: int) -> Contact:
-    try:
-        return selectors.contact_get(user=user, pk=pk)
-    except NotFound:
-        raise Http404("No such contact.") from None
+    return selectors.contact_get(user=user, pk=pk)
 
 
 def _error_fields(exc: ValidationError) -> dict[str, list[str]]:

@@ -20,7 +20,7 @@ from contacts.models import Contact, ImportJob
 from contacts.selectors.imports import import_job_get, import_job_list, import_row_errors
 from contacts.services import exports, gdpr
 from contacts.services import imports as import_services
-from crm.errors import DomainError, NotFound
+from crm.errors import DomainError
 
 
 def _max_mb() -> int:
@@ -28,17 +28,11 @@ def _max_mb() -> int:
 
 
 def _job(request: HttpRequest, pk: int, *, with_data: bool = False) -> ImportJob:
-    try:
-        return import_job_get(user=request.user, pk=pk, with_data=with_data)
-    except NotFound:
-        raise Http404("No such import.") from None
+    return import_job_get(user=request.user, pk=pk, with_data=with_data)
 
 
 def _contact(request: HttpRequest, pk: int) -> Contact:
-    try:
-        return selectors.contact_get(user=request.user, pk=pk)
-    except NotFound:
-        raise Http404("No such contact.") from None
+    return selectors.contact_get(user=request.user, pk=pk)
 
 
 # --- Import wizard ---

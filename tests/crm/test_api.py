@@ -99,3 +99,9 @@ def test_openapi_schema_and_local_swagger(client) -> None:
     html = docs.content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
     assert "cdn" not in html.lower()
+
+
+def test_not_found_is_a_404_page_in_the_browser_too(world, client) -> None:
+    client.force_login(world.a1)
+    assert client.get(f"/contacts/{world.b1_shared.pk}/").status_code == 404
+    assert client.get(f"/contacts/{world.b1_shared.pk}/merge/").status_code == 404
