@@ -17,6 +17,7 @@ from contacts.models import CustomFieldDefinition
 Type = CustomFieldDefinition.Type
 _TRUE = {"true", "yes", "y", "1", "on", "x"}
 _FALSE = {"false", "no", "n", "0", "off", ""}
+_NUMBER_LIMIT = Decimal("1e100")
 
 
 def active_definitions() -> dict[str, CustomFieldDefinition]:
@@ -41,6 +42,9 @@ def _coerce(definition: CustomFieldDefinition, value: Any) -> Any:
             raise ValidationError(f"{value!r} is not a number.") from None
         if not number.is_finite():
             raise ValidationError("must be a finite number.")
+        if abs(number) >= _NUMBER_LIMIT:
+            # 1e5000 is finite, but as an int it has too many digits to serialize to JSON.
+            raise ValidationError(f"{str(value).strip()[:40]!r} is too large a number.")
         return int(number) if number == number.to_integral_value() else float(number)
     if kind == Type.DATE:
         if isinstance(value, dt.date):

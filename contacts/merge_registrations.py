@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.urls import reverse
@@ -253,13 +254,13 @@ SELECT at, eid, kind, record_id, first_name, last_name, actor FROM (
         m.duplicate_snapshot->>'first_name' AS first_name, m.duplicate_snapshot->>'last_name' AS last_name,
         coalesce(nullif(trim(u.first_name || ' ' || u.last_name), ''), u.username) AS actor
     FROM contacts_mergerecord m LEFT JOIN accounts_user u ON u.id = m.actor_id
-    WHERE m.primary_id = ANY(%s)
+    WHERE m.primary_id = ANY(%s) AND m.id IN ({visible})
   UNION ALL
     SELECT m.unmerged_at, m.id * 2 + 1, 'unmerged', m.id,
         m.duplicate_snapshot->>'first_name', m.duplicate_snapshot->>'last_name',
         coalesce(nullif(trim(u.first_name || ' ' || u.last_name), ''), u.username)
     FROM contacts_mergerecord m LEFT JOIN accounts_user u ON u.id = m.unmerged_by_id
-    WHERE m.primary_id = ANY(%s) AND m.unmerged_at IS NOT NULL
+    WHERE m.primary_id = ANY(%s) AND m.unmerged_at IS NOT NULL AND m.id IN ({visible})
 ) t
 WHERE {before}
 ORDER BY t.at DESC, t.eid DESC
@@ -269,14 +270,23 @@ LIMIT %s
 
 def merge_timeline(query: TimelineQuery) -> list[TimelineEntry]:
     """Merges into (and undone from) these contacts. The caller passes only contacts the user may see."""
+    from contacts.selectors.duplicates import merge_record_list
     from contacts.selectors.timeline import keyset_before_sql
 
     if not query.contact_ids or query.company is not None:
         return []
     before_sql, before_params = keyset_before_sql(query.before, source=SOURCE, at_col="t.at", id_col="t.eid")
     ids = list(query.contact_ids)
+    # Only merges the user may open: the entry names the merged-away contact, which may have been private.
+    allowed = merge_record_list(user=query.user).filter(primary_id__in=ids).order_by().values("id")
+    try:
+        visible_sql, visible_params = allowed.query.sql_with_params()
+    except EmptyResultSet:  # the policy grants this user nothing
+        return []
+    sql = _TIMELINE_SQL.format(before=before_sql, visible=visible_sql)
+    params = [ids, *visible_params, ids, *visible_params, *before_params, query.limit]
     with connection.cursor() as cursor:
-        cursor.execute(_TIMELINE_SQL.format(before=before_sql), [ids, ids, *before_params, query.limit])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     entries = []
     for when, entry_id, kind, record_id, first, last, actor in rows:

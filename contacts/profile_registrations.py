@@ -204,6 +204,7 @@ def consents_move(primary: Contact, duplicate: Contact) -> tuple[dict[str, Any],
     up on the primary; the other is deleted and kept whole in the record for unmerge."""
     mine = {c.channel: c for c in Consent.objects.select_for_update().filter(contact=primary)}
     moved: list[int] = []
+    recorded: dict[str, str] = {}
     replaced: list[dict[str, Any]] = []
     for theirs in Consent.objects.select_for_update().filter(contact=duplicate).order_by("id"):
         current = mine.get(theirs.channel)
@@ -217,12 +218,23 @@ def consents_move(primary: Contact, duplicate: Contact) -> tuple[dict[str, Any],
         theirs.contact = primary
         theirs.save(update_fields=["contact"])
         moved.append(theirs.pk)
-    return {"moved": moved, "replaced": replaced}, []
+        recorded[str(theirs.pk)] = theirs.recorded_at.isoformat()
+    return {"moved": moved, "replaced": replaced, "recorded": recorded}, []
 
 
 def consents_restore(primary: Contact, duplicate: Contact, record: dict[str, Any]) -> list[str]:
     conflicts: list[str] = []
     ids = record.get("moved", [])
+    recorded = record.get("recorded", {})
+    for consent in Consent.objects.filter(pk__in=ids, contact=primary):
+        if str(consent.pk) in recorded and consent.recorded_at.isoformat() != recorded[str(consent.pk)]:
+            # Recorded again on the survivor since (an opt-out, say): moving it away would lose that wish.
+            conflicts.append(
+                f"The {consent.get_channel_display()} consent was recorded again after the merge "
+                f"({consent.get_status_display().lower()}, {consent.recorded_at:%Y-%m-%d})."
+            )
+    if conflicts:
+        return conflicts
     present = set(Consent.objects.filter(pk__in=ids, contact=primary).values_list("id", flat=True))
     Consent.objects.filter(pk__in=present).update(contact=duplicate)
     conflicts += [f"Consent #{pk} was deleted after the merge and was not restored." for pk in ids if pk not in present]

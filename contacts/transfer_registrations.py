@@ -6,6 +6,7 @@ row (with the data it deleted), so the history source runs AFTER the contact row
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db.models import Q, TextField
@@ -55,24 +56,48 @@ def _merge_export(contact: Contact) -> dict[str, Any]:
     }
 
 
+def _merged_away_ids(contact: Contact) -> list[int]:
+    """Contacts merged into this one and not brought back: the same person, whose history rows keep their old id."""
+    ids = MergeRecord.objects.filter(primary_id=contact.pk, unmerged_at__isnull=True).values_list(
+        "duplicate_id_was", flat=True
+    )
+    return sorted(set(ids) - set(Contact.objects.filter(pk__in=list(ids)).values_list("id", flat=True)))
+
+
 def _merge_erase(contact: Contact) -> int:
+    # The merge records are the only link to those ids, so their history goes before the records do.
+    swept = sum(qs.delete()[0] for pk in _merged_away_ids(contact) for qs in _history_querysets(pk).values())
     pairs = DuplicateCandidate.objects.filter(Q(contact_a_id=contact.pk) | Q(contact_b_id=contact.pk)).delete()[0]
-    return pairs + MergeRecord.objects.filter(_merge_q(contact)).delete()[0]
+    return swept + pairs + MergeRecord.objects.filter(_merge_q(contact)).delete()[0]
 
 
 # --- Import error reports that quote the person's addresses (runs before the identities are deleted) ---
 
 
+def _quotes_an_address(raw: dict[str, Any], values: set[str]) -> bool:
+    """A cell (or a ``;``/``,``/space-separated part of one) is one of the addresses: a substring is not enough,
+    or erasing ann@x.io would delete the row of joann@x.io, another person."""
+    for cell in raw.values():
+        text = str(cell).strip().lower()
+        parts = {p.strip("<>").removeprefix("mailto:") for p in re.split(r"[;,\s]+", text) if p}
+        if text in values or parts & values:
+            return True
+    return False
+
+
 def _import_rows(contact: Contact) -> Any:
     values = set()
     for value, normalized in ContactIdentity.objects.filter(contact_id=contact.pk).values_list("value", "normalized"):
-        values |= {v for v in (value, normalized) if len(v) >= 5}
+        values |= {v.strip().lower() for v in (value, normalized) if len(v) >= 5}
     if not values:
         return ImportRowError.objects.none()
     query = Q()
     for value in values:
         query |= Q(raw_text__icontains=value)
-    return ImportRowError.objects.annotate(raw_text=Cast("raw", TextField())).filter(query)
+    # The substring filter narrows in SQL; the exact check decides.
+    candidates = ImportRowError.objects.annotate(raw_text=Cast("raw", TextField())).filter(query).only("id", "raw")
+    ids = [row.pk for row in candidates if isinstance(row.raw, dict) and _quotes_an_address(row.raw, values)]
+    return ImportRowError.objects.filter(pk__in=ids).order_by("job_id", "row_number")
 
 
 def _import_rows_export(contact: Contact) -> list[dict[str, Any]]:

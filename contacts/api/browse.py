@@ -46,7 +46,7 @@ def _page_response(page: TimelinePage) -> Response:
 
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit", "")
-    return int(raw) if raw.isdigit() else 30
+    return int(raw) if raw.isdecimal() else 30
 
 
 class ContactTimelineViewSet(viewsets.ViewSet):

@@ -30,7 +30,7 @@ def _contact_filter(request: Request) -> int | None:
     raw = request.query_params.get("contact", "")
     if not raw:
         return None
-    if not raw.isdigit():
+    if not raw.isdecimal():
         raise serializers.ValidationError({"contact": ["Must be a contact id."]})
     return int(raw)
 

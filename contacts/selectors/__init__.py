@@ -60,7 +60,8 @@ def contact_search_ids(*, user: User, query: str, limit: int = 200) -> list[int]
     Each branch is an index scan: the GIN tsvector index for words, the btree pattern index on normalized
     identities for e-mail, phone and handle prefixes.
     """
-    query = query.strip()[:200]
+    # Postgres refuses NUL in a string parameter: a pasted one would be a 500, not "no results".
+    query = query.replace("\x00", "").strip()[:200]
     if not query:
         return []
     identity_q = Q()

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import BigIntegerField, Prefetch, Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from accounts.models import User
 from accounts.selectors import visibility_q, visible
@@ -84,8 +86,20 @@ def duplicate_get(*, user: User, pk: int) -> DuplicateCandidate:
 
 
 def merge_record_list(*, user: User) -> QuerySet[MergeRecord]:
-    """Merges whose surviving contact ``user`` may see (admins also see merges whose survivor is gone)."""
-    return visible(MergeRecord.objects.all(), user, prefix="primary__").select_related("primary", "actor")
+    """Merges whose surviving contact ``user`` may see and whose merged-away contact ``user`` could have seen
+    (admins also see merges whose survivor is gone): the duplicate's snapshot holds all of its data, so a
+    private contact merged into a shared one must not become readable through the merge record.
+    """
+    as_was = MergeRecord.objects.annotate(
+        was_owner_id=Cast(KeyTextTransform("owner_id", "duplicate_snapshot"), BigIntegerField()),
+        was_team_id=Cast(KeyTextTransform("team_id", "duplicate_snapshot"), BigIntegerField()),
+        was_visibility=KeyTextTransform("visibility", "duplicate_snapshot"),
+    )
+    return (
+        visible(as_was, user, prefix="primary__")
+        .filter(visibility_q(user, prefix="was_"))
+        .select_related("primary", "actor")
+    )
 
 
 def merge_record_get(*, user: User, pk: int) -> MergeRecord:

@@ -160,7 +160,7 @@ def contact_resolve(*, user: User, text: str) -> Contact:
     from contacts.selectors import contact_get, contact_search_ids
 
     text = text.strip()
-    if text.lstrip("#").isdigit():
+    if text.lstrip("#").isdecimal():
         return contact_get(user=user, pk=int(text.lstrip("#")))
     ids = contact_search_ids(user=user, query=text, limit=20)
     candidates = list(Contact.objects.filter(pk__in=ids).order_by("id")[:20])

@@ -46,7 +46,7 @@ _TRGM: bool | None = None
 
 def global_search(*, user: User, query: str, limit: int = 20) -> SearchResults:
     """Contacts (with company and primary e-mail prefetched) and companies matching ``query``, best first."""
-    query = query.strip()[:MAX_QUERY_LENGTH]
+    query = query.replace("\x00", "").strip()[:MAX_QUERY_LENGTH]
     if not query:
         return SearchResults(query="")
     ids = contact_search_ids(user=user, query=query, limit=limit)

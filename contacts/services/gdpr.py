@@ -63,6 +63,7 @@ def _scrub(reason: str, contact: Contact) -> str:
     secrets = [contact.first_name, contact.last_name, contact.display_name]
     for identity in contact.identities.all():
         secrets += [identity.value, identity.normalized, identity.handle]
+    reason = reason.replace("\x00", "")  # the erase page posts it unvalidated; Postgres refuses NUL in text
     for secret in sorted({s.strip() for s in secrets if s and len(s.strip()) > 1}, key=len, reverse=True):
         reason = re.sub(re.escape(secret), "[redacted]", reason, flags=re.IGNORECASE)
     return reason.strip()[:200]

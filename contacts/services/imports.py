@@ -364,6 +364,10 @@ def parse_row(
                 except ValidationError as exc:
                     row.error(header, " ".join(exc.messages))
                     continue
+                if len(normalized) > 320:
+                    # Lower-casing can lengthen text ("İ" becomes two characters): the column would refuse it.
+                    row.error(header, "cell too long (more than 320 characters once normalized).")
+                    continue
                 if all(normalized != n or kind != k for k, n, _, _ in row.identities):
                     row.identities.append((kind, normalized, value, handle))
             continue
@@ -448,7 +452,8 @@ def import_preview(*, job: ImportJob, mapping: dict[str, str] | None = None, lim
     text, _ = _decode(bytes(job.data))
     records = itertools.islice(_reader(text, job.delimiter), 1, limit + 1)
     definitions = active_definitions()
-    mapping = {h: t for h, t in (mapping or job.mapping).items() if h in job.headers}
+    # The API passes the client's mapping as is: a target that is not a string means "ignore", not a 500.
+    mapping = {h: t for h, t in (mapping or job.mapping).items() if h in job.headers and isinstance(t, str)}
     rows = []
     for number, values in enumerate(records, start=1):
         row = parse_row(number, values, job.headers, mapping, definitions)

@@ -186,11 +186,12 @@ def contact_unmerge(*, record: MergeRecord, actor: User) -> tuple[Contact, Conta
 def _recreate_duplicate(record: MergeRecord) -> Contact:
     data = {k: v for k, v in record.duplicate_snapshot.items() if k != "identities"}
     values = restore_row_values(Contact, data)
-    if (
-        values.get("company_id") is not None
-        and not Contact._meta.get_field("company").related_model.objects.filter(pk=values["company_id"]).exists()
-    ):
-        values["company_id"] = None  # the company was deleted since; SET_NULL is what would have happened anyway
+    for f in Contact._meta.concrete_fields:
+        pk = values.get(f.attname) if f.is_relation else None
+        if pk is not None and not f.related_model._base_manager.filter(pk=pk).exists():
+            # The company, team or owner was deleted since: with the contact alive, it would have lost the link
+            # too (SET_NULL; PROTECT did not apply to a deleted row). Inserting it would fail the FK at commit.
+            values[f.attname] = None
     duplicate = Contact(**values)
     duplicate.save(force_insert=True)
     # auto_now overwrote updated_at on insert; put the snapshot's value back so the row is exactly as it was.

@@ -26,8 +26,11 @@ def clean_saved_filters(filters: Any) -> dict[str, str | list[str]]:
             value = "true" if value else "false"
         elif isinstance(value, int):
             value = str(value)
+        # Postgres stores no NUL in text or jsonb: a pasted one is dropped rather than failing the save with a 500.
+        if isinstance(value, str):
+            value = value.replace("\x00", "")
         if isinstance(value, list):
-            value = [str(v) for v in value if str(v).strip()]
+            value = [str(v).replace("\x00", "") for v in value if str(v).replace("\x00", "").strip()]
             if value:
                 cleaned[str(key)] = value
         elif isinstance(value, str):
@@ -44,7 +47,7 @@ def clean_saved_filters(filters: Any) -> dict[str, str | list[str]]:
 
 @transaction.atomic
 def saved_view_create(*, owner: User, name: str, filters: dict[str, Any], shared: bool = False) -> SavedView:
-    name = (name or "").strip()
+    name = (name or "").replace("\x00", "").strip()
     if not name:
         raise DomainError("Give the view a name.", fields={"name": ["This field is required."]})
     if len(name) > NAME_MAX:

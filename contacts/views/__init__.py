@@ -25,7 +25,7 @@ PAGE_SIZE = 50
 def _keyset_page(qs, request: HttpRequest):  # type: ignore[no-untyped-def]
     """Newest first, ``?after=<id>`` for the next page: no OFFSET, no COUNT(*)."""
     after = request.GET.get("after", "")
-    if after.isdigit():
+    if after.isdecimal():
         qs = qs.filter(pk__lt=int(after))
     rows = list(qs.order_by("-id")[: PAGE_SIZE + 1])
     next_after = rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None

@@ -61,7 +61,7 @@ def duplicate_dismiss(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _other_id(request: HttpRequest) -> int | None:
     value = (request.POST.get("other") or request.GET.get("other") or "").strip().lstrip("#")
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isdecimal() else None
 
 
 @login_required
@@ -71,7 +71,7 @@ def merge(request: HttpRequest, pk: int) -> HttpResponse:
     context: dict[str, object] = {"contact": contact, "page_title": f"Merge {contact.display_name}"}
     query = request.GET.get("q", "").strip()[:200]
     other_id = _other_id(request)
-    if other_id is None and query.lstrip("#").isdigit():
+    if other_id is None and query.lstrip("#").isdecimal():
         other_id = int(query.lstrip("#"))
     if request.method == "POST":
         return _merge_post(request, contact, other_id)
@@ -95,7 +95,7 @@ def merge(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _merge_post(request: HttpRequest, contact: Contact, other_id: int | None) -> HttpResponse:
     survivor = request.POST.get("survivor", "")
-    if other_id is None or not survivor.isdigit():
+    if other_id is None or not survivor.isdecimal():
         messages.error(request, "Choose the other contact and which one to keep.")
         return redirect("contacts:merge", pk=contact.pk)
     ids = {contact.pk, other_id}

@@ -158,3 +158,20 @@ def test_personal_data_export_and_erase(world) -> None:
     assert not Consent.objects.filter(contact=world.a1_shared).exists()
     assert not Consent.history.filter(contact_id=world.a1_shared.pk).exists()
     assert Consent.objects.filter(contact=world.a2_shared).count() == 1
+
+
+def test_unmerge_refuses_to_move_away_an_opt_out_recorded_on_the_survivor_after_the_merge(world) -> None:
+    from contacts.services.merge import contact_merge, contact_unmerge
+    from crm.errors import Conflict
+
+    primary, duplicate = world.a1_shared, world.a2_shared
+    old = consent_set(contact=primary, channel="email", status="opted_in", actor=world.a1)
+    Consent.objects.filter(pk=old.pk).update(recorded_at=timezone.now() - dt.timedelta(days=5))
+    consent_set(contact=duplicate, channel="email", status="opted_in", actor=world.a1)
+    record = contact_merge(primary=primary, duplicate=duplicate, actor=world.a1)
+    consent_set(contact=primary, channel="email", status="opted_out", actor=world.a1)  # the person opts out
+    with pytest.raises(Conflict) as exc:
+        contact_unmerge(record=record, actor=world.a1)
+    assert any("recorded again after the merge" in c for c in exc.value.fields["conflicts"])
+    assert not contact_can_be_contacted(primary, "email")
+    assert Consent.objects.get(contact=primary, channel="email").status == "opted_out"

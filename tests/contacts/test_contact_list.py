@@ -114,3 +114,10 @@ def test_api_uses_the_same_filters(api_client, world, varied) -> None:  # type: 
     assert [c["display_name"] for c in data["results"]] == ["Cus Tomer"]
     data = api_client.get("/api/v1/contacts/", {"do_not_contact": "true"}).json()
     assert [c["display_name"] for c in data["results"]] == ["Dee Nocall"]
+
+
+def test_non_ascii_digits_in_after_are_ignored_not_a_500(client, world) -> None:  # type: ignore[no-untyped-def]
+    # "²".isdigit() is True but int("²") raises: the page cursor must be checked with isdecimal().
+    client.force_login(world.a1)
+    assert client.get(reverse("contacts:list"), {"after": "²"}).status_code == 200
+    assert client.get(reverse("contacts:company_list"), {"after": "²"}).status_code == 200

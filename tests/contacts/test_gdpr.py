@@ -154,3 +154,38 @@ def test_api_export_and_erase(world, person, api_client) -> None:
     response = api_client.post(f"/api/v1/person-data/{person.pk}/erase/", {"confirm_name": "Zelda Quixote"})
     assert response.status_code == 201 and response.json()["contact_id_was"] == person.pk
     assert not Contact.objects.filter(pk=person.pk).exists()
+
+
+def test_erase_keeps_another_persons_import_row_that_only_contains_her_address(world, person) -> None:
+    job = import_job_create(actor=world.a1, file_name="y.csv", data=b"Email,Phone\nxzelda.q@example.com,12\n")
+    import_job_start(job=job, actor=world.a1, mapping=job.mapping, on_duplicate="skip")
+    import_job_process(job_id=job.pk)
+    quoted = person_export(contact=person, actor=world.a1)["sources"]["contacts.import_rows"]
+    assert [e["raw"]["Email"] for e in quoted] == ["zelda.q@example.com"]
+    person_erase(contact=person, actor=world.ma)
+    assert list(ImportRowError.objects.values_list("raw__Email", flat=True)) == ["xzelda.q@example.com"]
+
+
+def test_erase_sweeps_the_history_of_a_contact_merged_into_the_person(world, person) -> None:
+    from contacts.services.merge import contact_merge
+
+    twin = ContactFactory(first_name="Zelda", last_name="Quixote", notes="Zeldaq", owner=world.a1, team=world.team_a)
+    identity_attach(contact=twin, actor=world.a1, kind="email", value="zelda.old@example.com")
+    contact_update(contact=twin, actor=world.a1, city="Oldtown")
+    twin_id = twin.pk
+    contact_merge(primary=person, duplicate=twin, actor=world.ma)
+    assert Contact.history.filter(id=twin_id).exists()
+    person_erase(contact=person, actor=world.ma)
+    assert not Contact.history.filter(id=twin_id).exists()
+    assert not ContactIdentity.history.filter(contact_id=twin_id).exists()
+    for model in (Contact, ContactIdentity):
+        for row in model.history.all().values():
+            assert "zelda" not in json.dumps(row, default=str).lower(), row
+
+
+def test_erase_page_with_a_nul_in_the_reason_still_erases(world, person, client) -> None:
+    client.force_login(world.ma)
+    url = reverse("contacts:gdpr_erase", args=[person.pk])
+    response = client.post(url, {"confirm_name": "Zelda Quixote", "reason": "ticket\x00 9"})
+    assert response.status_code == 302 and not Contact.objects.filter(pk=person.pk).exists()
+    assert ErasureRecord.objects.get().reason == "ticket 9"

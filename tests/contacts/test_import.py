@@ -158,6 +158,23 @@ def test_custom_fields_are_validated_per_row(world) -> None:
     assert "not a number" in str(ImportRowError.objects.get(job=job).errors["Seats"])
 
 
+def test_a_huge_custom_number_fails_its_row_not_the_whole_import(world) -> None:
+    CustomFieldDefinition.objects.create(key="seats", label="Seats", field_type="number")
+    data = _csv([["Email", "Seats"], ["a@example.com", "12"], ["b@example.com", "1e5000"]])
+    job = run_import(world.a1, data)
+    assert job.status == ImportJob.Status.DONE, job.error
+    assert (job.created_count, job.error_count) == (1, 1)
+    assert "too large" in str(ImportRowError.objects.get(job=job).errors["Seats"])
+
+
+def test_an_address_that_grows_when_lower_cased_fails_its_row_not_the_whole_import(world) -> None:
+    data = _csv([["Name", "Other"], ["Al", "ok-handle"], ["Bo", "İ" * 300]])
+    job = run_import(world.a1, data, mapping={"Name": "first_name", "Other": "identity:other"})
+    assert job.status == ImportJob.Status.DONE, job.error
+    assert (job.created_count, job.error_count) == (1, 1)
+    assert "too long" in str(ImportRowError.objects.get(job=job).errors["Other"])
+
+
 def test_required_custom_field_only_blocks_rows_that_create_a_contact(world) -> None:
     existing = ContactFactory(owner=world.a1, team=world.team_a)
     IdentityFactory(contact=existing, value="known@example.com")
@@ -445,6 +462,15 @@ def test_api_upload_preview_start_and_errors(world, api_client, monkeypatch) -> 
     api_client.force_authenticate(world.b1)
     assert api_client.get(f"/api/v1/imports/{job_id}/").status_code == 404
     assert api_client.get("/api/v1/imports/").json()["results"] == []
+
+
+def test_api_preview_with_non_text_targets_ignores_them_instead_of_a_500(world, api_client) -> None:
+    api_client.force_authenticate(world.a1)
+    job = import_job_create(actor=world.a1, file_name="p.csv", data=_csv([["Email", "Name"], ["a@example.com", "Al"]]))
+    for mapping in ({"Email": 5}, {"Email": ["identity:email"], "Name": "first_name"}):
+        response = api_client.post(f"/api/v1/imports/{job.pk}/preview/", {"mapping": mapping}, format="json")
+        assert response.status_code == 200, response.content
+    assert response.json()["rows"][0]["ok"] is True  # the name alone is enough; the list target was ignored
 
 
 def test_api_upload_of_garbage_is_a_clear_400(world, api_client) -> None:

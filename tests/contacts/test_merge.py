@@ -317,3 +317,51 @@ def test_api_merge_list_respects_visibility(api_client, world, pair, django_asse
     api_client.force_authenticate(world.a1)
     with django_assert_max_num_queries(6):
         assert len(api_client.get("/api/v1/merges/").json()["results"]) == 1
+
+
+def test_merge_page_with_non_ascii_digit_ids_is_a_clear_message(client, world, pair) -> None:  # type: ignore[no-untyped-def]
+    primary, duplicate = pair
+    client.force_login(world.ma)
+    url = reverse("contacts:merge", args=[primary.pk])
+    assert client.get(url, {"other": "²"}).status_code == 200
+    assert client.get(url, {"q": "#²"}).status_code == 200
+    response = client.post(url, {"other": str(duplicate.pk), "survivor": "²"})
+    assert response.status_code == 302
+    assert Contact.objects.filter(pk=duplicate.pk).exists()
+
+
+def test_unmerge_after_the_duplicates_team_and_owner_were_deleted(world, pair) -> None:  # type: ignore[no-untyped-def]
+    from accounts.models import Team
+    from tests.accounts.factories import UserFactory
+
+    primary, duplicate = pair
+    leaver = UserFactory(username="leaver")
+    gone_team = Team.objects.create(name="Gone")
+    Contact.objects.filter(pk=duplicate.pk).update(owner=leaver, team=gone_team)
+    duplicate.refresh_from_db()
+    record = contact_merge(primary=primary, duplicate=duplicate, actor=world.admin)
+    gone_team.delete()
+    leaver.delete()  # possible now: the merged-away contact no longer PROTECTs its owner
+    primary, restored = contact_unmerge(record=record, actor=world.admin)
+    assert restored.pk == duplicate.pk and restored.owner_id is None and restored.team_id is None
+
+
+def test_private_contact_merged_into_a_shared_one_stays_private_in_the_merge_record(client, api_client, world) -> None:  # type: ignore[no-untyped-def]
+    from contacts.selectors.timeline import contact_timeline
+
+    shared, private = world.a2_shared, world.a1_private  # a2 sees the first, only a1 and managers the second
+    private_record = contact_merge(primary=shared, duplicate=private, actor=world.ma)
+    team_record = contact_merge(primary=shared, duplicate=world.a1_shared, actor=world.ma)
+    client.force_login(world.a2)
+    assert client.get(reverse("contacts:merge_detail", args=[private_record.pk])).status_code == 404
+    assert client.get(reverse("contacts:merge_detail", args=[team_record.pk])).status_code == 200
+    api_client.force_authenticate(world.a2)
+    assert api_client.get(f"/api/v1/merges/{private_record.pk}/").status_code == 404
+    assert [r["id"] for r in api_client.get("/api/v1/merges/").json()["results"]] == [team_record.pk]
+    titles = [
+        e.title for e in contact_timeline(user=world.a2, contact=shared, before=None).entries if e.source == "merge"
+    ]
+    assert titles == ["Merged Ann Shared into this contact"]
+    for user in (world.a1, world.ma):
+        merges = contact_timeline(user=user, contact=shared, before=None).entries
+        assert len([e for e in merges if e.source == "merge"]) == 2

@@ -230,3 +230,15 @@ def test_api_refuses_to_move_a_link_to_other_contacts(api_client, world) -> None
     assert response.status_code == 400 and "to_contact" in response.json()["error"]["fields"]
     rel.refresh_from_db()
     assert rel.to_contact == world.a2_shared
+
+
+def test_bad_contact_ids_are_400_or_a_form_error_never_500(api_client, client, world) -> None:
+    api_client.force_authenticate(world.a1)
+    for url in ("/api/v1/relationships/", "/api/v1/life-events/", "/api/v1/consents/"):
+        assert api_client.get(url, {"contact": "²"}).status_code == 400
+    assert api_client.get(f"/api/v1/contacts/{world.a1_shared.pk}/timeline/", {"limit": "²"}).status_code == 200
+    client.force_login(world.a1)
+    url = reverse("contacts:relationship_add", args=[world.a1_shared.pk])
+    response = client.post(url, {"other": "#²", "direction": "out", "kind": "colleague", "strength": "3"})
+    assert response.status_code == 302
+    assert not Relationship.objects.exists()

@@ -106,3 +106,13 @@ def test_api_crud_and_errors(api_client, world) -> None:  # type: ignore[no-unty
     assert api_client.get(f"/api/v1/saved-views/{created.json()['id']}/").status_code == 404
     api_client.force_authenticate(world.a1)
     assert api_client.delete(f"/api/v1/saved-views/{created.json()['id']}/").status_code == 204
+
+
+def test_a_nul_character_in_a_saved_view_is_dropped_not_a_500(client, api_client, world) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(world.a1)
+    client.post(reverse("contacts:saved_view_create"), {"name": "Lea\x00ds", "query": "q=a%00b&tier=A"})
+    assert SavedView.objects.get(owner=world.a1).name == "Leads"
+    assert SavedView.objects.get(owner=world.a1).filters == {"q": "ab", "tier": "A"}
+    api_client.force_authenticate(world.a1)
+    response = api_client.post("/api/v1/saved-views/", {"name": "API", "filters": {"q": "x\x00y"}}, format="json")
+    assert response.status_code == 201 and response.json()["filters"] == {"q": "xy"}

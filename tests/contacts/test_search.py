@@ -120,3 +120,13 @@ def test_identity_added_later_is_searchable(world) -> None:  # type: ignore[no-u
     identity_attach(contact=contact, actor=world.a1, kind=ContactIdentity.Kind.EMAIL, value="late.bloomer@x.org")
     assert contact.pk in contact_search_ids(user=world.a1, query="late.bloomer@")
     assert contact.pk in contact_search_ids(user=world.a1, query="bloomer")
+
+
+def test_a_nul_character_in_the_search_text_is_ignored_not_a_500(client, api_client, world) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(world.a1)
+    api_client.force_authenticate(world.a1)
+    for text in ("a\x00@b.com", "@a\x00b"):
+        assert client.get(reverse("contacts:search"), {"q": text}).status_code == 200
+        assert client.get(reverse("contacts:list"), {"q": text}).status_code == 200
+        assert api_client.get("/api/v1/search/", {"q": text}).status_code == 200
+        assert api_client.get("/api/v1/contacts/", {"q": text}).status_code == 200
