@@ -24,6 +24,15 @@ class CursorPagination(pagination.CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
 
+    def decode_cursor(self, request: Any) -> Any:
+        # DRF answers a mangled cursor with 404, which reads as "no such list"; it is bad input.
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise exceptions.ValidationError(
+                {"cursor": ["Invalid cursor: use the next/previous links as given."]}
+            ) from None
+
 
 def _flatten_fields(detail: Any) -> dict[str, list[str]]:
     if isinstance(detail, dict):

@@ -105,3 +105,10 @@ def test_not_found_is_a_404_page_in_the_browser_too(world, client) -> None:
     client.force_login(world.a1)
     assert client.get(f"/contacts/{world.b1_shared.pk}/").status_code == 404
     assert client.get(f"/contacts/{world.b1_shared.pk}/merge/").status_code == 404
+
+
+def test_mangled_cursor_is_a_400_field_error(world, api_client) -> None:
+    api_client.force_authenticate(world.a1)
+    response = api_client.get("/api/v1/contacts/?cursor=not-a-cursor")
+    assert response.status_code == 400
+    assert "cursor" in response.json()["error"]["fields"]
