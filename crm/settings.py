@@ -275,6 +275,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "contacts.tasks.duplicates.duplicates_find_task",
         "schedule": crontab(hour=3, minute=30),
     },
+    # Activities (calendar area): set-based prompt scan, nightly cadence learning, reminders, morning digest.
+    "activities-touch-prompts-scan": {
+        "task": "activities.tasks.calendar.touch_prompts_scan_task",
+        "schedule": crontab(minute=15),
+    },
+    "activities-cadence-learn": {
+        "task": "activities.tasks.calendar.cadence_learn_task",
+        "schedule": crontab(hour=2, minute=0),
+    },
+    "activities-reminders-send": {"task": "activities.tasks.calendar.reminders_send_task", "schedule": 300.0},
+    "activities-digest-send": {
+        "task": "activities.tasks.calendar.digest_send_task",
+        "schedule": crontab(hour=7, minute=0),
+    },
 }
 
 # --- Logging ----------------------------------------------------------------------------------------------
