@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from accounts import api as accounts_api
+from activities import api as activities_api
 from contacts import api as contacts_api
 from crm import views as crm_views
 
@@ -14,6 +15,7 @@ router.register("users", accounts_api.UserViewSet, basename="user")
 router.register("teams", accounts_api.TeamViewSet, basename="team")
 router.register("notifications", accounts_api.NotificationViewSet, basename="notification")
 contacts_api.register_routes(router)
+activities_api.register_routes(router)
 
 admin.site.site_header = "Threadline administration"
 admin.site.site_title = "Threadline admin"

@@ -1,1 +1,0 @@
-"""Activities and plans: api (filled by the issue that builds this app)."""

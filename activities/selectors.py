@@ -1,1 +1,0 @@
-"""Activities and plans: selectors (filled by the issue that builds this app)."""

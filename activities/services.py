@@ -1,1 +1,0 @@
-"""Activities and plans: services (filled by the issue that builds this app)."""
