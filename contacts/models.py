@@ -6,6 +6,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
+from django.db.models.functions import ExtractDay, ExtractMonth
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
@@ -103,6 +104,13 @@ class Contact(OwnedModel):
         indexes = [
             GinIndex(fields=["search_vector"], name="contact_search_gin"),
             GinIndex(fields=["tags"], name="contact_tags_gin"),
+            # My day asks "whose birthday falls in the next 14 days": month/day equality, index-served.
+            models.Index(
+                ExtractMonth("birthday"),
+                ExtractDay("birthday"),
+                name="contact_birthday_md",
+                condition=models.Q(birthday__isnull=False),
+            ),
             models.Index(fields=["owner", "-id"]),
             models.Index(fields=["team", "visibility", "-id"]),
             models.Index(fields=["company", "-id"]),
@@ -265,6 +273,12 @@ class LifeEvent(models.Model):
         indexes = [
             models.Index(fields=["contact", "-date"]),
             models.Index(fields=["kind", "date"]),
+            models.Index(
+                ExtractMonth("date"),
+                ExtractDay("date"),
+                name="lifeevent_recurring_md",
+                condition=models.Q(kind__in=["birthday", "anniversary"]),
+            ),
         ]
 
     def __str__(self) -> str:
