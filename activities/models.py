@@ -84,7 +84,8 @@ class Activity(OwnedModel):
         verbose_name_plural = "activities"
         indexes = [
             # My day: a user's open activities by due date, and nothing else, stays an index range scan.
-            models.Index(fields=["owner", "due_at"], condition=models.Q(status="open"), name="activity_open_due"),
+            # (id too: My day orders by (due_at, id), and with it the scan stops after the rows it shows.)
+            models.Index(fields=["owner", "due_at", "id"], condition=models.Q(status="open"), name="activity_open_due"),
             models.Index(fields=["contact", "-due_at"], name="activity_contact_due"),
             models.Index(fields=["team", "visibility", "due_at"], name="activity_team_due"),
             models.Index(fields=["plan_run", "status"], name="activity_plan_run"),
@@ -305,7 +306,14 @@ class TouchPrompt(models.Model):
                 name="touchprompt_one_live_per_contact",
             )
         ]
-        indexes = [models.Index(fields=["owner", "status"])]
+        indexes = [
+            # My day lists a user's open prompts by oldest last touch: a rep can own tens of thousands, and this
+            # index hands over the first page without sorting them all.
+            models.Index(
+                fields=["owner", "last_touch_at", "id"], condition=models.Q(status="open"), name="touchprompt_open"
+            ),
+            models.Index(fields=["owner", "status"]),
+        ]
 
     def __str__(self) -> str:
         return f"Get in touch with {self.contact}"
