@@ -13,6 +13,7 @@ from accounts.selectors import user_list
 from activities import selectors, services
 from activities.forms import ActivityForm, CompleteForm
 from activities.models import Activity, Kind
+from activities.services import plans as plan_services
 from contacts.selectors import contact_get
 from crm.errors import DomainError
 
@@ -153,7 +154,7 @@ def reassign_work(request: HttpRequest) -> HttpResponse:
         else:
             try:
                 moved = services.activities_reassign_all(from_user=from_user, to_user=to_user, actor=request.user)
-                runs = _reassign_plan_runs(from_user=from_user, to_user=to_user, actor=request.user)
+                runs = plan_services.plan_runs_reassign_all(from_user=from_user, to_user=to_user, actor=request.user)
             except DomainError as exc:
                 messages.error(request, exc.message)
             else:
@@ -163,10 +164,3 @@ def reassign_work(request: HttpRequest) -> HttpResponse:
                 )
                 return redirect("activities:reassign_work")
     return render(request, "activities/reassign.html", {"people": people, "page_title": "Reassign work"})
-
-
-def _reassign_plan_runs(*, from_user: object, to_user: object, actor: object) -> int:
-    from activities.services import plans
-
-    reassign = getattr(plans, "plan_runs_reassign_all", None)
-    return reassign(from_user=from_user, to_user=to_user, actor=actor) if reassign else 0
