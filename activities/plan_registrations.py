@@ -6,13 +6,14 @@ from typing import Any
 
 from django.dispatch import receiver
 
-from threads.events import message_ingested
+from threads.events import IngestedMessage, messages_ingested
 
 
-@receiver(message_ingested, dispatch_uid="activities.plans.stop_on_reply")
-def stop_plans_on_reply(sender: Any, *, contact_id: int | None = None, direction: str = "", **kwargs: Any) -> None:
-    if direction != "inbound" or not contact_id:
+@receiver(messages_ingested, dispatch_uid="activities.plans.stop_on_reply")
+def stop_plans_on_reply(sender: Any, *, messages: list[IngestedMessage], **kwargs: Any) -> None:
+    contact_ids = {m.contact_id for m in messages if m.direction == "inbound" and m.contact_id}
+    if not contact_ids:
         return
-    from activities.services.plans import plan_runs_stop_for_contact
+    from activities.services.plans import plan_runs_stop_for_contacts
 
-    plan_runs_stop_for_contact(contact_id=contact_id)
+    plan_runs_stop_for_contacts(contact_ids=sorted(contact_ids))

@@ -289,7 +289,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "activities.tasks.calendar.digest_send_task",
         "schedule": crontab(hour=7, minute=0),
     },
+    # Threads: poll connected channel accounts whose back-off allows; re-enqueue raw events a lost task left.
+    "threads-channels-poll-due": {"task": "threads.tasks.channels_poll_due_task", "schedule": 60.0},
+    "threads-raw-events-sweep": {"task": "threads.tasks.raw_events_sweep_task", "schedule": 300.0},
 }
+
+# --- Threads and channels ------------------------------------------------------------------------------------
+THREADS_POLL_INTERVAL = env_int("THREADS_POLL_INTERVAL", 120)  # seconds between polls of a healthy account
+THREADS_SYNC_BACKOFF_MAX = env_int("THREADS_SYNC_BACKOFF_MAX", 3600)  # ceiling of the exponential back-off
+# A MIME part larger than this is not stored (its name, type and size are, with the reason).
+MAIL_MAX_PART_BYTES = env_int("MAIL_MAX_PART_BYTES", 25 * 1024 * 1024)
+# Domain of the Message-IDs we generate (<tl.THREAD.RANDOM@domain>): replies route back to the thread.
+MAIL_MESSAGE_ID_DOMAIN = env_str("MAIL_MESSAGE_ID_DOMAIN", "threadline.invalid")
+# Largest inbound webhook body accepted (bytes); larger gets 413 and nothing is stored.
+INBOUND_WEBHOOK_MAX_BYTES = env_int("INBOUND_WEBHOOK_MAX_BYTES", 1024 * 1024)
 
 # --- Logging ----------------------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

@@ -1,18 +1,27 @@
 """Events the threads app emits. Higher apps (activities, listening) subscribe; threads never imports them.
 
-``message_ingested`` is sent once per newly stored message, after the transaction that stored it commits
-(senders use ``transaction.on_commit``), with keyword arguments:
+``messages_ingested`` is sent once per ingested batch, after the transaction that stored it commits (the
+pipeline uses ``transaction.on_commit``), with ``messages``: a list of :class:`IngestedMessage`, one per newly
+stored message (a duplicate is never announced twice). Receivers work set-based on the whole list:
 
-- ``message_id``: int
-- ``contact_id``: int | None (the resolved author or recipient)
-- ``direction``: "inbound" or "outbound"
-- ``channel``: "email", "sms", "twitter", "facebook", "call", "meeting", "in_person", ...
-
-Activities stops a contact's running plans on an inbound message; listening runs its rules over the text.
+- activities stops the running plans of every contact who sent an inbound message;
+- listening runs its rules over the new messages' text.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.dispatch import Signal
 
-message_ingested = Signal()
+
+@dataclass(frozen=True)
+class IngestedMessage:
+    message_id: int
+    contact_id: int | None
+    thread_id: int | None
+    direction: str  # "inbound" or "outbound"
+    channel: str  # "email", "sms", "twitter", "facebook", "call", "meeting", "in_person", ...
+
+
+messages_ingested = Signal()

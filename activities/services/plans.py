@@ -647,18 +647,23 @@ def plan_runs_reassign_all(*, from_user: User, to_user: User, actor: User) -> in
     return runs.update(assignee=to_user)
 
 
-def plan_runs_stop_for_contact(*, contact_id: int, reason: str = "The contact replied") -> int:
-    """Stop the contact's live runs and cancel their open plan activities. Idempotent: stopped runs are not live."""
+def plan_runs_stop_for_contacts(*, contact_ids: list[int], reason: str = "The contact replied") -> int:
+    """Stop these contacts' live runs and cancel their open plan activities, in two statements whatever the
+    number of contacts. Idempotent: stopped runs are not live."""
     with transaction.atomic():
-        live = PlanRun.objects.filter(contact_id=contact_id, status__in=LIVE_STATUSES)
+        live = PlanRun.objects.filter(contact_id__in=contact_ids, status__in=LIVE_STATUSES)
         Activity.objects.filter(plan_run__in=live.values("pk"), status=Activity.Status.OPEN).update(
             status=Activity.Status.CANCELLED
         )
         return live.update(status=PlanRun.Status.STOPPED, stop_reason=reason, ended_at=timezone.now())
 
 
+def plan_runs_stop_for_contact(*, contact_id: int, reason: str = "The contact replied") -> int:
+    return plan_runs_stop_for_contacts(contact_ids=[contact_id], reason=reason)
+
+
 __all__ = [
     "CHUNK_SIZE", "INLINE_LIMIT", "plan_assign", "plan_assignment_process", "plan_create", "plan_due_date",
     "plan_run_cancel", "plan_run_pause", "plan_run_reassign", "plan_run_resume", "plan_run_step_done",
-    "plan_runs_reassign_all", "plan_runs_stop_for_contact", "plan_update", "render_subject",
+    "plan_runs_reassign_all", "plan_runs_stop_for_contact", "plan_runs_stop_for_contacts", "plan_update", "render_subject",
 ]  # fmt: skip

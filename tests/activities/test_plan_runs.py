@@ -19,7 +19,7 @@ from activities.services.plans import (
     plan_runs_reassign_all,
 )
 from crm.errors import DomainError, NotFound
-from threads.events import message_ingested
+from threads.events import IngestedMessage, messages_ingested
 
 pytestmark = pytest.mark.django_db
 
@@ -109,8 +109,10 @@ def test_inbound_message_stops_the_contacts_runs(world) -> None:
     run = start(world)
     other = start(world, world.a2_shared)
     for _ in range(2):  # idempotent: a duplicate event changes nothing
-        message_ingested.send(sender=None, message_id=1, contact_id=world.a1_shared.pk, direction="inbound",
-                              channel="email")  # fmt: skip
+        messages_ingested.send(sender=None, messages=[
+            IngestedMessage(message_id=1, contact_id=world.a1_shared.pk, thread_id=None, direction="inbound",
+                            channel="email"),
+        ])  # fmt: skip
     run.refresh_from_db()
     assert run.status == PlanRun.Status.STOPPED and run.stop_reason == "The contact replied"
     assert run.activities.get().status == Activity.Status.CANCELLED
@@ -120,8 +122,10 @@ def test_inbound_message_stops_the_contacts_runs(world) -> None:
 
 def test_outbound_message_does_not_stop_runs(world) -> None:
     run = start(world)
-    message_ingested.send(sender=None, message_id=2, contact_id=world.a1_shared.pk, direction="outbound",
-                          channel="email")  # fmt: skip
+    messages_ingested.send(sender=None, messages=[
+        IngestedMessage(message_id=2, contact_id=world.a1_shared.pk, thread_id=None, direction="outbound",
+                        channel="email"),
+    ])  # fmt: skip
     run.refresh_from_db()
     assert run.status == PlanRun.Status.ACTIVE
 

@@ -1,4 +1,4 @@
-"""Browser pages for Inbox."""
+"""Browser pages for the Inbox (filled by the UI work)."""
 
 from __future__ import annotations
 
@@ -11,3 +11,8 @@ from crm.views import coming_soon
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     return coming_soon(request, "Inbox")
+
+
+@login_required
+def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return coming_soon(request, "Channel account")

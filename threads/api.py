@@ -1,1 +1,0 @@
-"""Conversation threads: api (filled by the issue that builds this app)."""

@@ -1,0 +1,1 @@
+"""Signed inbound webhook connector (filled by the webhook work)."""

@@ -1,0 +1,1 @@
+"""How threads plugs into contacts (timeline, merge, GDPR) and My day."""

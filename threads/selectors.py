@@ -1,1 +1,0 @@
-"""Conversation threads: selectors (filled by the issue that builds this app)."""

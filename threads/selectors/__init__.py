@@ -1,0 +1,1 @@
+"""Reads of threads, visibility-filtered (filled by the UI work)."""

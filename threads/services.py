@@ -1,1 +1,0 @@
-"""Conversation threads: services (filled by the issue that builds this app)."""

@@ -1,0 +1,1 @@
+"""Manual channels: calls, meetings, in-person touches, voicemail and notes logged as thread messages."""

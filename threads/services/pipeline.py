@@ -1,0 +1,629 @@
+"""The one ingestion pipeline for every channel:
+
+    connector → RawEvent (stored first) → normalize → ingest_batch()
+
+- ``raw_events_store`` commits what a provider delivered before anything interprets it, so a crash or a bad
+  normalizer loses nothing. ``UNIQUE(channel_account, provider_event_id)`` makes a re-fetch store nothing new.
+- ``raw_events_process`` normalizes pending events (claimed with ``SKIP LOCKED`` so two workers never take the
+  same one), dead-letters those that fail with their error, and hands the rest to ``ingest_batch`` — in one
+  transaction with the cursor, so a cursor only advances with the messages it covers.
+- ``ingest_batch`` is set-based: identity resolution in one query, thread keying in two, messages through COPY into
+  a staging table and one ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING``, then one UPDATE each for
+  threads, contacts, raw events and the cursor. Replaying anything inserts nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import nh3
+from django.core.files.base import ContentFile
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import Visibility
+from accounts.selectors import user_team_ids
+from contacts.models import Contact, ContactIdentity
+from contacts.services import contact_search_refresh
+from threads.connectors import NormalizedMessage, NormalizeError, Party, RawEventIn, normalizer_for
+from threads.events import IngestedMessage, messages_ingested
+from threads.models import Attachment, ChannelAccount, Direction, Message, RawEvent, Thread
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 4000
+BODY_MAX_CHARS = 1_000_000  # a body longer than this is cut (the raw event keeps every byte)
+
+
+@dataclass
+class IngestResult:
+    created: list[int] = field(default_factory=list)  # new message ids
+    duplicates: int = 0  # already stored (same account) or seen by another account
+    unmatched: int = 0  # stored without a contact (unknown author, "unmatched" policy)
+    leads_created: int = 0
+    dead: int = 0  # raw events dead-lettered (raw_events_process only)
+
+    def merge(self, other: IngestResult) -> None:
+        self.created += other.created
+        self.duplicates += other.duplicates
+        self.unmatched += other.unmatched
+        self.leads_created += other.leads_created
+        self.dead += other.dead
+
+
+# --- Raw events ------------------------------------------------------------------------------------------------
+
+
+def raw_events_store(*, account: ChannelAccount, events: Sequence[RawEventIn]) -> list[int]:
+    """Insert raw events, skipping those already stored. Returns the ids of the new ones. Commits on its own
+    (autocommit) unless the caller holds a transaction."""
+    if not events:
+        return []
+    now = timezone.now()
+    seen: set[str] = set()
+    rows = []
+    for event in events:
+        if event.provider_event_id in seen:
+            continue
+        seen.add(event.provider_event_id)
+        rows.append(
+            RawEvent(
+                channel_account=account, provider_event_id=event.provider_event_id[:255],
+                event_type=event.event_type, content_type=event.content_type, payload=event.payload,
+                meta=event.meta, received_at=now,
+            )
+        )  # fmt: skip
+    ids: list[int] = []
+    with connection.cursor() as cursor:
+        for chunk_start in range(0, len(rows), 500):
+            chunk = rows[chunk_start : chunk_start + 500]
+            values = []
+            params: list[Any] = []
+            for r in chunk:
+                values.append("(%s, %s, %s, %s, %s, %s, 'pending', %s, 0, '')")
+                params += [r.channel_account_id, r.provider_event_id, r.event_type, r.content_type, r.payload,
+                           _json(r.meta), r.received_at]  # fmt: skip
+            cursor.execute(
+                "INSERT INTO threads_rawevent (channel_account_id, provider_event_id, event_type, content_type, "
+                "payload, meta, status, received_at, attempts, error) VALUES " + ", ".join(values)
+                + " ON CONFLICT (channel_account_id, provider_event_id) DO NOTHING RETURNING id",
+                params,
+            )  # fmt: skip
+            ids += [row[0] for row in cursor.fetchall()]
+    return ids
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, default=str)
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text[:MAX_ERROR_CHARS]
+
+
+def raw_events_process(
+    *,
+    account: ChannelAccount,
+    raw_event_ids: Iterable[int] | None = None,
+    cursor: dict[str, Any] | None = None,
+    include_processed: bool = False,
+    limit: int = 1000,
+) -> IngestResult:
+    """Normalize and ingest raw events of ``account`` in one transaction, then advance ``cursor`` in the same one.
+
+    Without ``raw_event_ids`` it takes up to ``limit`` pending events (oldest first). ``include_processed`` is
+    for replay: stored events are normalized again and ingested, which inserts only what a fix now reads.
+    """
+    result = IngestResult()
+    with transaction.atomic():
+        qs = RawEvent.objects.filter(channel_account=account)
+        if raw_event_ids is not None:
+            qs = qs.filter(pk__in=list(raw_event_ids))
+        if not include_processed:
+            qs = qs.filter(status=RawEvent.Status.PENDING)
+        events = list(qs.select_for_update(skip_locked=True).order_by("pk")[:limit])
+        normalized: list[NormalizedMessage] = []
+        per_event: dict[int, list[NormalizedMessage]] = {}
+        dead: dict[int, str] = {}
+        ignored: list[int] = []
+        for event in events:
+            try:
+                messages = normalizer_for(event.event_type)(event, account)
+            except NormalizeError as exc:
+                dead[event.pk] = str(exc)[:MAX_ERROR_CHARS]
+                continue
+            except Exception as exc:  # a normalizer bug must not sink the batch; the event is kept for replay
+                log.exception("normalizer %s failed on raw event %s", event.event_type, event.pk)
+                dead[event.pk] = _error_text(exc)
+                continue
+            if not messages:
+                ignored.append(event.pk)
+            for message in messages:
+                message.raw_event_id = event.pk
+            per_event[event.pk] = messages
+            normalized += messages
+        try:
+            with transaction.atomic():
+                result.merge(ingest_batch(account=account, messages=normalized))
+        except DatabaseError:
+            # One event's data broke the set-based insert (e.g. a value the database refuses). Find it: ingest
+            # event by event, each in its own savepoint, and dead-letter only the ones that fail.
+            log.warning("batch ingest failed for account %s; retrying event by event", account.pk, exc_info=True)
+            for event_id, messages in per_event.items():
+                try:
+                    with transaction.atomic():
+                        result.merge(ingest_batch(account=account, messages=messages))
+                except DatabaseError as exc:
+                    dead[event_id] = _error_text(exc)
+        now = timezone.now()
+        done = [pk for pk in per_event if pk not in dead and pk not in ignored]
+        if done:
+            RawEvent.objects.filter(pk__in=done).update(
+                status=RawEvent.Status.PROCESSED, processed_at=now, error="", attempts=F("attempts") + 1
+            )
+        if ignored:
+            RawEvent.objects.filter(pk__in=ignored).update(
+                status=RawEvent.Status.IGNORED, processed_at=now, error="", attempts=F("attempts") + 1
+            )
+        for pk, error in dead.items():
+            RawEvent.objects.filter(pk=pk).update(
+                status=RawEvent.Status.DEAD, processed_at=None, error=error, attempts=F("attempts") + 1
+            )
+        result.dead = len(dead)
+        updates: dict[str, Any] = {}
+        if cursor is not None:
+            updates["cursor"] = cursor
+        if result.created:
+            updates["stored_count"] = F("stored_count") + len(result.created)
+        if updates:
+            ChannelAccount.objects.filter(pk=account.pk).update(**updates)
+            if cursor is not None:
+                account.cursor = cursor
+    return result
+
+
+def ingest_fetched(
+    *, account: ChannelAccount, events: Sequence[RawEventIn], cursor: dict[str, Any] | None
+) -> IngestResult:
+    """What a poller calls per fetched page: store the raw events (committed first), then process every pending
+    event of the account (this page's, and any a killed worker left behind) with the new cursor, atomically."""
+    raw_events_store(account=account, events=events)
+    result = IngestResult()
+    while True:
+        batch = raw_events_process(account=account, cursor=cursor)
+        result.merge(batch)
+        more = RawEvent.objects.filter(channel_account=account, status=RawEvent.Status.PENDING).exists()
+        if not more:
+            break
+    if cursor is not None and not events:
+        ChannelAccount.objects.filter(pk=account.pk).update(cursor=cursor)
+    return result
+
+
+def raw_events_retry(*, raw_event_ids: Iterable[int]) -> int:
+    """Put dead-lettered events back in the queue (after a fix); the processing task picks them up."""
+    ids = list(raw_event_ids)
+    accounts = set(
+        RawEvent.objects.filter(pk__in=ids, status=RawEvent.Status.DEAD).values_list("channel_account_id", flat=True)
+    )
+    count = RawEvent.objects.filter(pk__in=ids, status=RawEvent.Status.DEAD).update(
+        status=RawEvent.Status.PENDING, error=""
+    )
+    if accounts:
+        from threads.tasks import raw_events_process_task
+
+        for account_id in accounts:
+            transaction.on_commit(lambda a=account_id: raw_events_process_task.delay(a))
+    return count
+
+
+def raw_events_replay(
+    *, account: ChannelAccount | None = None, statuses: Sequence[str] = ("processed", "dead", "ignored"),
+    chunk: int = 1000,
+) -> IngestResult:  # fmt: skip
+    """Re-normalize stored raw events (after a normalizer fix). Keyset over ids, one transaction per chunk;
+    stored messages are never duplicated (ON CONFLICT), so only what now reads differently lands."""
+    result = IngestResult()
+    accounts = [account] if account else list(ChannelAccount.objects.order_by("pk"))
+    for acc in accounts:
+        last_id = 0
+        while True:
+            ids = list(
+                RawEvent.objects.filter(channel_account=acc, pk__gt=last_id, status__in=list(statuses))
+                .order_by("pk")
+                .values_list("pk", flat=True)[:chunk]
+            )
+            if not ids:
+                break
+            last_id = ids[-1]
+            result.merge(raw_events_process(account=acc, raw_event_ids=ids, include_processed=True, limit=chunk))
+    return result
+
+
+# --- ingest_batch ----------------------------------------------------------------------------------------------
+
+_COLUMNS = (
+    "thread_id", "contact_id", "channel_account_id", "channel", "direction", "external_id", "global_key",
+    "provider_thread_key", "author_identity_id", "author_address", "author_name", "recipients", "sent_at",
+    "subject", "body_text", "body_display", "body_html", "raw_event_id", "is_private", "body_visible_to",
+    "seen_by", "delivery", "meta", "created_by_id", "created_at",
+)  # fmt: skip
+_STAGING_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS threads_ingest_staging (
+    seq integer, thread_id bigint, contact_id bigint, channel_account_id bigint, channel varchar(16),
+    direction varchar(8), external_id varchar(512), global_key varchar(600), provider_thread_key varchar(512),
+    author_identity_id bigint, author_address varchar(320), author_name varchar(200), recipients jsonb,
+    sent_at timestamptz, subject varchar(998), body_text text, body_display text, body_html text,
+    raw_event_id bigint, is_private boolean, body_visible_to bigint[], seen_by bigint[], delivery varchar(16),
+    meta jsonb, created_by_id bigint, created_at timestamptz
+) ON COMMIT DELETE ROWS
+"""
+
+_CLEAN_TABLE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": ""})
+
+
+def _copy_value(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, list | tuple) and (not value or isinstance(value[0], int)):
+        return "{" + ",".join(str(v) for v in value) + "}"
+    if isinstance(value, dict | list):
+        return _json(value).translate(_CLEAN_TABLE)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value).translate(_CLEAN_TABLE)
+
+
+def _sanitize_html(html: str) -> str:
+    if not html:
+        return ""
+    # nh3 (ammonia) keeps formatting, drops scripts, event handlers, javascript: URLs and unknown tags.
+    return nh3.clean(html[:BODY_MAX_CHARS], link_rel="noopener noreferrer nofollow")
+
+
+def _strip_nul(text: str) -> str:
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
+def _parties(message: NormalizedMessage) -> list[Party]:
+    if message.counterparts:
+        return message.counterparts
+    if message.direction == Direction.INBOUND and message.author:
+        return [message.author]
+    return []
+
+
+def _resolve_identities(parties: Iterable[Party]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(kind, address) → (identity id, contact id) for every party that is a known identity. One query."""
+    keys = {(p.kind, p.address) for p in parties if p.address}
+    if not keys:
+        return {}
+    kinds, addresses = zip(*keys, strict=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.kind, i.normalized, i.id, i.contact_id FROM contacts_contactidentity i "
+            "JOIN unnest(%s::varchar[], %s::varchar[]) AS k(kind, normalized) "
+            "ON i.kind = k.kind AND i.normalized = k.normalized",
+            [list(kinds), list(addresses)],
+        )
+        return {(kind, normalized): (iid, cid) for kind, normalized, iid, cid in cursor.fetchall()}
+
+
+def _lead_name(party: Party) -> tuple[str, str]:
+    name = (party.name or "").strip()
+    if not name:
+        local = party.handle or party.address.split("@")[0].lstrip("@+")
+        name = local.replace(".", " ").replace("_", " ").strip().title() or party.address
+    first, _, last = name.partition(" ")
+    return first[:120], last[:120]
+
+
+def _create_leads(account: ChannelAccount, parties: list[Party]) -> dict[tuple[str, str], tuple[int, int]]:
+    """New lead contacts for unknown counterparts, owned like the account that met them.
+
+    Two workers may meet the same stranger at once: a transaction-level advisory lock per address serializes
+    them, and the second finds the identity the first created.
+    """
+    unique: dict[tuple[str, str], Party] = {}
+    for party in parties:
+        unique.setdefault((party.kind, party.address), party)
+    keys = sorted(unique)
+    with connection.cursor() as cursor:
+        for kind, address in keys:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"identity:{kind}:{address}"])
+    found = _resolve_identities(unique.values())
+    missing = [unique[k] for k in keys if k not in found]
+    if not missing:
+        return found
+    team_ids = user_team_ids(account.owner) if account.owner_id else []
+    team_id = account.team_id or (team_ids[0] if team_ids else None)
+    now = timezone.now()
+    contacts = []
+    for party in missing:
+        first, last = _lead_name(party)
+        contacts.append(
+            Contact(
+                first_name=first, last_name=last, owner_id=account.owner_id, team_id=team_id,
+                visibility=Visibility.PRIVATE if account.visibility == Visibility.PRIVATE else Visibility.TEAM,
+                lifecycle_stage=Contact.Stage.LEAD, created_at=now,
+                notes=f"Created from a message on {account.name}.",
+            )
+        )  # fmt: skip
+    Contact.objects.bulk_create(contacts)
+    identities = [
+        ContactIdentity(
+            contact_id=contact.pk, kind=party.kind, value=party.handle or party.address, normalized=party.address,
+            handle=party.handle, is_primary=True, source=f"channel:{account.kind}",
+        )
+        for party, contact in zip(missing, contacts, strict=True)
+    ]  # fmt: skip
+    ContactIdentity.objects.bulk_create(identities)
+    contact_search_refresh(contact_ids=[c.pk for c in contacts])
+    for identity in identities:
+        found[(identity.kind, identity.normalized)] = (identity.pk, identity.contact_id)
+    return found
+
+
+def _thread_by_key(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """(contact id, provider thread key) → the thread its latest message sits in. One lateral index probe each."""
+    if not pairs:
+        return {}
+    contact_ids, keys = zip(*pairs, strict=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT k.cid, k.key, m.thread_id FROM unnest(%s::bigint[], %s::varchar[]) AS k(cid, key) "
+            "CROSS JOIN LATERAL (SELECT thread_id FROM threads_message WHERE contact_id = k.cid "
+            "AND provider_thread_key = k.key AND thread_id IS NOT NULL ORDER BY id DESC LIMIT 1) m",
+            [list(contact_ids), list(keys)],
+        )
+        return {(cid, key): tid for cid, key, tid in cursor.fetchall()}
+
+
+def _main_threads(contact_ids: set[int]) -> dict[int, int]:
+    """contact id → main thread id, creating missing main threads (exactly once, by the partial unique index)."""
+    if not contact_ids:
+        return {}
+    ids = sorted(contact_ids)
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO threads_thread (contact_id, topic, status, participants, message_count, awaiting_reply, "
+            "last_subject, last_channel, created_at) SELECT c, '', 'open', '{}', 0, false, '', '', %s "
+            "FROM unnest(%s::bigint[]) AS c WHERE NOT EXISTS (SELECT 1 FROM threads_thread t "
+            "WHERE t.contact_id = c AND t.topic = '') ON CONFLICT DO NOTHING",
+            [now, ids],
+        )
+        cursor.execute("SELECT contact_id, id FROM threads_thread WHERE contact_id = ANY(%s) AND topic = ''", [ids])
+        return dict(cursor.fetchall())
+
+
+def _valid_hints(hints: set[int]) -> dict[int, int]:
+    """thread id → contact id, for thread ids our own outbound Message-IDs encoded."""
+    if not hints:
+        return {}
+    return dict(Thread.objects.filter(pk__in=hints).values_list("pk", "contact_id"))
+
+
+def ingest_batch(*, account: ChannelAccount | None, messages: Sequence[NormalizedMessage]) -> IngestResult:
+    """Store normalized messages exactly once, in their contacts' threads. Must run inside a transaction (the
+    caller's, so the cursor commits with the messages). Emits ``messages_ingested`` after commit."""
+    result = IngestResult()
+    if not messages:
+        return result
+    # 1. Identity resolution: one query for every party of the batch.
+    needs_contact = [m for m in messages if m.contact_id is None]
+    known = _resolve_identities(p for m in needs_contact for p in [*_parties(m), *([m.author] if m.author else [])])
+    unknown_first: list[Party] = []
+    for m in needs_contact:
+        parties = _parties(m)
+        if parties and not any((p.kind, p.address) in known for p in parties):
+            unknown_first.append(parties[0])
+    if unknown_first and account is not None and account.unknown_policy == ChannelAccount.UnknownPolicy.CREATE_LEAD:
+        before = len(known)
+        known.update(_create_leads(account, unknown_first))
+        result.leads_created = len(known) - before
+    # 2. Thread keying: our own encoded thread, else the conversation's thread, else the contact's main thread.
+    contact_of: list[int | None] = []
+    author_identity: list[int | None] = []
+    for m in messages:
+        cid = m.contact_id
+        if cid is None:
+            for p in _parties(m):
+                hit = known.get((p.kind, p.address))
+                if hit:
+                    cid = hit[1]
+                    break
+        contact_of.append(cid)
+        author_hit = known.get((m.author.kind, m.author.address)) if m.author else None
+        author_identity.append(author_hit[0] if author_hit and m.direction == Direction.INBOUND else None)
+    hints = _valid_hints({m.thread_hint for m in messages if m.thread_hint and not m.thread_id})
+    pairs = {
+        (cid, m.provider_thread_key)
+        for m, cid in zip(messages, contact_of, strict=True)
+        if cid and m.provider_thread_key and not m.thread_id
+    }
+    by_key = _thread_by_key(pairs)
+    thread_of: list[int | None] = []
+    need_main: set[int] = set()
+    for m, cid in zip(messages, contact_of, strict=True):
+        tid = m.thread_id
+        if tid is None and cid is not None:
+            if m.thread_hint and hints.get(m.thread_hint) == cid:
+                tid = m.thread_hint
+            else:
+                tid = by_key.get((cid, m.provider_thread_key)) if m.provider_thread_key else None
+            if tid is None:
+                need_main.add(cid)
+        thread_of.append(tid)
+    mains = _main_threads(need_main)
+    thread_of = [
+        tid if tid is not None else (mains.get(cid) if cid is not None else None)
+        for tid, cid in zip(thread_of, contact_of, strict=True)
+    ]
+    # 3. COPY into staging, one INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING.
+    private = account is not None and account.visibility == Visibility.PRIVATE
+    visible_to = [account.owner_id] if private and account.owner_id else []
+    seen_by = [account.pk] if account is not None else []
+    now = timezone.now()
+    buf = io.StringIO()
+    write = buf.write
+    for seq, (m, cid, tid, aid) in enumerate(zip(messages, contact_of, thread_of, author_identity, strict=True)):
+        author = m.author
+        recipients = [{"kind": p.role, "address": p.address, "name": p.name} for p in m.counterparts] if (
+            m.direction == Direction.OUTBOUND
+        ) else [{"kind": p.role, "address": p.address, "name": p.name} for p in m.counterparts if p is not author]
+        row = (
+            seq, tid, cid, account.pk if account else None, m.channel, m.direction, m.external_id[:512],
+            m.key()[:600], m.provider_thread_key[:512], aid, (author.address if author else "")[:320],
+            (author.name if author else "")[:200], recipients, m.sent_at, _strip_nul(m.subject)[:998],
+            _strip_nul(m.body_text[:BODY_MAX_CHARS]), _strip_nul(m.body_display[:BODY_MAX_CHARS]),
+            _sanitize_html(_strip_nul(m.body_html)), m.raw_event_id, private, visible_to, seen_by, m.delivery,
+            m.meta, m.created_by_id, now,
+        )  # fmt: skip
+        write("\t".join(_copy_value(v) for v in row))
+        write("\n")
+    buf.seek(0)
+    columns = ", ".join(_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(_STAGING_DDL)
+        cursor.execute("TRUNCATE threads_ingest_staging")
+        cursor.cursor.copy_expert(f"COPY threads_ingest_staging (seq, {columns}) FROM STDIN", buf)
+        cursor.execute(
+            f"INSERT INTO threads_message ({columns}) SELECT {columns} FROM threads_ingest_staging ORDER BY seq "
+            "ON CONFLICT DO NOTHING RETURNING id, global_key"
+        )
+        inserted = dict((key, mid) for mid, key in cursor.fetchall())
+        if account is not None and len(inserted) < len(messages):
+            # Seen before: by this account (a re-fetch, nothing to do) or by another one (record the sighting,
+            # and open the body to this account's eyes).
+            cursor.execute(
+                "UPDATE threads_message m SET seen_by = array_append(m.seen_by, %s::bigint), "
+                "is_private = m.is_private AND %s, "
+                "body_visible_to = CASE WHEN %s THEN array_cat(m.body_visible_to, %s::bigint[]) "
+                "ELSE m.body_visible_to END "
+                "FROM (SELECT DISTINCT global_key FROM threads_ingest_staging) s "
+                "WHERE m.global_key = s.global_key AND NOT (%s::bigint = ANY(m.seen_by))",
+                [account.pk, private, private, visible_to, account.pk],
+            )
+        cursor.execute("TRUNCATE threads_ingest_staging")
+    result.duplicates = len(messages) - len(inserted)
+    # 4. Attachments, threads, contacts: only for what is new.
+    new_rows = []
+    for m, cid, tid in zip(messages, contact_of, thread_of, strict=True):
+        mid = inserted.pop(m.key()[:600], None)
+        if mid is not None:
+            new_rows.append((mid, m, cid, tid))
+    result.created = [mid for mid, *_ in new_rows]
+    result.unmatched = sum(1 for _, _, cid, _ in new_rows if cid is None)
+    _store_attachments(new_rows)
+    _update_threads(new_rows)
+    _touch_contacts(new_rows)
+    if new_rows:
+        payload = [
+            IngestedMessage(message_id=mid, contact_id=cid, thread_id=tid, direction=m.direction, channel=m.channel)
+            for mid, m, cid, tid in new_rows
+        ]
+        transaction.on_commit(lambda: messages_ingested.send(sender=Message, messages=payload))
+    return result
+
+
+def _store_attachments(rows: list[tuple[int, NormalizedMessage, int | None, int | None]]) -> None:
+    objs = []
+    for mid, m, _, _ in rows:
+        for a in m.attachments:
+            att = Attachment(message_id=mid, name=a.name[:255] or "attachment", content_type=a.content_type[:127],
+                             size=a.size, omitted=a.omitted[:200])  # fmt: skip
+            if a.data is not None:
+                digest = hashlib.sha256(a.data).hexdigest()[:12]
+                att.file.save(f"{digest}-{_safe_name(a.name)}", ContentFile(a.data), save=False)
+            objs.append(att)
+    if objs:
+        Attachment.objects.bulk_create(objs)
+
+
+def _safe_name(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+    return keep[-100:] or "attachment"
+
+
+def _update_threads(rows: list[tuple[int, NormalizedMessage, int | None, int | None]]) -> None:
+    agg: dict[int, dict[str, Any]] = {}
+    participants: dict[int, set[str]] = defaultdict(set)
+    for _, m, _, tid in rows:
+        if tid is None:
+            continue
+        a = agg.setdefault(tid, {"n": 0, "last": None, "lin": None, "lout": None, "subject": "", "channel": ""})
+        a["n"] += 1
+        if a["last"] is None or m.sent_at >= a["last"]:
+            a["last"], a["subject"], a["channel"], a["dir"] = m.sent_at, m.subject, m.channel, m.direction
+        key = "lin" if m.direction == Direction.INBOUND else "lout"
+        if a[key] is None or m.sent_at > a[key]:
+            a[key] = m.sent_at
+        for p in _parties(m):
+            if p.address:
+                participants[tid].add(p.address[:320])
+    if not agg:
+        return
+    tids = list(agg)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE threads_thread t SET
+                message_count = t.message_count + v.n,
+                last_message_at = GREATEST(t.last_message_at, v.last),
+                last_inbound_at = GREATEST(t.last_inbound_at, v.lin),
+                last_outbound_at = GREATEST(t.last_outbound_at, v.lout),
+                last_subject = CASE WHEN t.last_message_at IS NULL OR v.last >= t.last_message_at
+                                    THEN left(v.subject, 300) ELSE t.last_subject END,
+                last_channel = CASE WHEN t.last_message_at IS NULL OR v.last >= t.last_message_at
+                                    THEN v.channel ELSE t.last_channel END,
+                awaiting_reply = COALESCE(GREATEST(t.last_inbound_at, v.lin), '-infinity')
+                                 > COALESCE(GREATEST(t.last_outbound_at, v.lout), '-infinity'),
+                status = CASE
+                    WHEN v.lin IS NOT NULL AND v.lin > COALESCE(t.last_message_at, '-infinity') THEN 'open'
+                    WHEN v.lout IS NOT NULL AND v.lout >= COALESCE(GREATEST(t.last_inbound_at, v.lin), '-infinity')
+                         AND t.status = 'open' THEN 'waiting'
+                    ELSE t.status END,
+                participants = ARRAY(SELECT DISTINCT x FROM unnest(t.participants || v.parts) AS x ORDER BY x)
+            FROM unnest(%s::bigint[], %s::int[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[],
+                        %s::varchar[], %s::varchar[], %s::varchar[]) AS v0(id, n, last, lin, lout, subject, channel, p)
+            CROSS JOIN LATERAL (SELECT v0.*, string_to_array(v0.p, chr(31)) AS parts) AS v
+            WHERE t.id = v.id
+            """,
+            [
+                tids, [agg[t]["n"] for t in tids], [agg[t]["last"] for t in tids], [agg[t]["lin"] for t in tids],
+                [agg[t]["lout"] for t in tids], [agg[t]["subject"] for t in tids], [agg[t]["channel"] for t in tids],
+                [chr(31).join(sorted(participants[t])[:50]) for t in tids],
+            ],
+        )  # fmt: skip
+
+
+def _touch_contacts(rows: list[tuple[int, NormalizedMessage, int | None, int | None]]) -> None:
+    latest: dict[int, Any] = {}
+    for _, m, cid, _ in rows:
+        if cid is not None and (cid not in latest or m.sent_at > latest[cid]):
+            latest[cid] = m.sent_at
+    if not latest:
+        return
+    ids = sorted(latest)
+    with connection.cursor() as cursor:
+        # Only forwards: an old message imported late must not make a recent touch look older.
+        cursor.execute(
+            "UPDATE contacts_contact c SET last_touch_at = v.at FROM unnest(%s::bigint[], %s::timestamptz[]) "
+            "AS v(id, at) WHERE c.id = v.id AND (c.last_touch_at IS NULL OR c.last_touch_at < v.at)",
+            [ids, [latest[i] for i in ids]],
+        )

@@ -1,1 +1,0 @@
-"""Conversation threads: tasks (filled by the issue that builds this app)."""
