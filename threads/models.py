@@ -202,6 +202,9 @@ class ThreadRead(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["thread", "user"], name="threadread_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.user_id} read {self.thread_id} at {self.read_at:%Y-%m-%d %H:%M}"
+
 
 class Message(models.Model):
     """One message on any channel. Stored once: ``UNIQUE(channel_account, external_id)`` within an account and

@@ -665,5 +665,6 @@ def plan_runs_stop_for_contact(*, contact_id: int, reason: str = "The contact re
 __all__ = [
     "CHUNK_SIZE", "INLINE_LIMIT", "plan_assign", "plan_assignment_process", "plan_create", "plan_due_date",
     "plan_run_cancel", "plan_run_pause", "plan_run_reassign", "plan_run_resume", "plan_run_step_done",
-    "plan_runs_reassign_all", "plan_runs_stop_for_contact", "plan_runs_stop_for_contacts", "plan_update", "render_subject",
+    "plan_runs_reassign_all", "plan_runs_stop_for_contact", "plan_runs_stop_for_contacts", "plan_update",
+    "render_subject",
 ]  # fmt: skip

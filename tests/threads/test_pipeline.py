@@ -10,11 +10,11 @@ from django.utils import timezone
 
 from accounts.models import Visibility
 from contacts.models import Contact, ContactIdentity
+from tests.threads.factories import ChannelAccountFactory, inbound_email
 from threads.connectors import NormalizedMessage, NormalizeError, Party, RawEventIn, register_normalizer
 from threads.events import messages_ingested
 from threads.models import ChannelAccount, Message, RawEvent, Thread
 from threads.services import ingest_batch, ingest_fetched, raw_events_process, raw_events_replay, raw_events_store
-from tests.threads.factories import ChannelAccountFactory, inbound_email
 
 pytestmark = pytest.mark.django_db
 

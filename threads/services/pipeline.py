@@ -91,7 +91,7 @@ def raw_events_store(*, account: ChannelAccount, events: Sequence[RawEventIn]) -
                 params += [r.channel_account_id, r.provider_event_id, r.event_type, r.content_type, r.payload,
                            _json(r.meta), r.received_at]  # fmt: skip
             cursor.execute(
-                "INSERT INTO threads_rawevent (channel_account_id, provider_event_id, event_type, content_type, "
+                "INSERT INTO threads_rawevent (channel_account_id, provider_event_id, event_type, content_type, "  # noqa: S608
                 "payload, meta, status, received_at, attempts, error) VALUES " + ", ".join(values)
                 + " ON CONFLICT (channel_account_id, provider_event_id) DO NOTHING RETURNING id",
                 params,
@@ -483,9 +483,11 @@ def ingest_batch(*, account: ChannelAccount | None, messages: Sequence[Normalize
     write = buf.write
     for seq, (m, cid, tid, aid) in enumerate(zip(messages, contact_of, thread_of, author_identity, strict=True)):
         author = m.author
-        recipients = [{"kind": p.role, "address": p.address, "name": p.name} for p in m.counterparts] if (
-            m.direction == Direction.OUTBOUND
-        ) else [{"kind": p.role, "address": p.address, "name": p.name} for p in m.counterparts if p is not author]
+        recipients = (
+            [{"kind": p.role, "address": p.address, "name": p.name} for p in m.counterparts]
+            if (m.direction == Direction.OUTBOUND)
+            else [{"kind": p.role, "address": p.address, "name": p.name} for p in m.counterparts if p is not author]
+        )
         row = (
             seq, tid, cid, account.pk if account else None, m.channel, m.direction, m.external_id[:512],
             m.key()[:600], m.provider_thread_key[:512], aid, (author.address if author else "")[:320],
@@ -503,7 +505,7 @@ def ingest_batch(*, account: ChannelAccount | None, messages: Sequence[Normalize
         cursor.execute("TRUNCATE threads_ingest_staging")
         cursor.cursor.copy_expert(f"COPY threads_ingest_staging (seq, {columns}) FROM STDIN", buf)
         cursor.execute(
-            f"INSERT INTO threads_message ({columns}) SELECT {columns} FROM threads_ingest_staging ORDER BY seq "
+            f"INSERT INTO threads_message ({columns}) SELECT {columns} FROM threads_ingest_staging ORDER BY seq "  # noqa: S608
             "ON CONFLICT DO NOTHING RETURNING id, global_key"
         )
         inserted = dict((key, mid) for mid, key in cursor.fetchall())

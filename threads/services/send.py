@@ -76,7 +76,7 @@ def message_send(
     total = sum(a.size for a in attachments or [])
     if total > MAX_ATTACHMENT_BYTES:
         raise DomainError(
-            f"Attachments add up to {total // 1024 // 1024} MB; the limit is {MAX_ATTACHMENT_BYTES // 1024 // 1024} MB.",
+            f"Attachments add up to {total // 2**20} MB; the limit is {MAX_ATTACHMENT_BYTES // 2**20} MB.",
             fields={"attachments": ["Too large."]}, code="attachments_too_large",
         )  # fmt: skip
     cc = cc or []
@@ -120,7 +120,9 @@ def _draft_from(message: Message) -> OutgoingDraft:
     data: dict[str, Any] = dict(message.meta.get("draft", {}))
 
     def parties(items: list[dict[str, str]]) -> list[Party]:
-        return [Party(i["kind"], i["address"], i.get("name", ""), i.get("role", "to"), i.get("handle", "")) for i in items]
+        return [
+            Party(i["kind"], i["address"], i.get("name", ""), i.get("role", "to"), i.get("handle", "")) for i in items
+        ]
 
     attachments = []
     for att in message.attachments.all():
