@@ -22,7 +22,7 @@ class ThreadlineTask(Task):
     acks_late = True
     reject_on_worker_lost = True
     max_retries = env_int("CELERY_TASK_DEFAULT_MAX_RETRIES", 5)
-    default_retry_delay = 30
+    default_retry_delay = env_int("CELERY_TASK_DEFAULT_RETRY_DELAY", 30)
     retry_backoff = True
     retry_backoff_max = env_int("CELERY_TASK_RETRY_BACKOFF_MAX", 600)
     retry_jitter = True

@@ -18,8 +18,12 @@ from simple_history.utils import bulk_create_with_history
 
 from accounts.models import Membership, Team, User, Visibility
 from accounts.services import membership_set, team_create, user_create
+from activities.models import Activity
 from contacts.models import Company, Contact, ContactIdentity
 from contacts.services import company_search_refresh, contact_search_refresh
+from threads.connectors import NormalizedMessage, Party
+from threads.models import ChannelAccount, Message
+from threads.services.pipeline import ingest_batch
 
 SEED = 20261124
 DEMO_PASSWORD_DEFAULT = "threadline-demo"  # noqa: S105  (documented in the README; demo data only)
@@ -196,11 +200,14 @@ class SeedReport:
     companies: int = 0
     contacts: int = 0
     identities: int = 0
+    messages: int = 0
+    activities: int = 0
 
     def __str__(self) -> str:
         return (
             f"created {self.teams} teams, {self.users} users, {self.companies} companies, "
-            f"{self.contacts} contacts, {self.identities} identities"
+            f"{self.contacts} contacts, {self.identities} identities, {self.messages} messages, "
+            f"{self.activities} activities"
         )
 
 
@@ -318,4 +325,92 @@ def demo_seed() -> SeedReport:
     reps = [u for u in users if u.role == User.Role.REP]
     companies = _seed_companies(rng, reps, team_of, report)
     _seed_contacts(rng, companies, reps, team_of, report)
+    _seed_conversations(rng, reps, team_of, report)
+    _seed_activities(rng, reps, report)
     return report
+
+
+CONVERSATIONS = [
+    ("Pricing for the Pro plan", "Hi, could you send me pricing for the Pro plan for 40 seats?",
+     "Happy to. For 40 seats the Pro plan comes to $1,480 a month; I attached the details."),
+    ("Renewal next quarter", "Our renewal is coming up in March. Can we talk about the terms?",
+     "Of course. How does Thursday at 10 look for a call?"),
+    ("Problem with the export", "The CSV export has been failing since yesterday, it times out.",
+     "Sorry about that. Our team is on it; I will update you by end of day."),
+    ("Introduction", "Great meeting you at the conference. Let's stay in touch!",
+     "Likewise! I will send over the case study we discussed."),
+    ("Onboarding session", "Can we schedule the onboarding session for the new team members?",
+     "Sure, I have sent an invitation for next Tuesday."),
+]  # fmt: skip
+
+
+def _seed_conversations(rng: random.Random, reps: list[User], team_of: dict[int, Team], report: SeedReport) -> None:
+    """A shared demo mailbox (paused: it has no server until someone connects one) and a few conversations per
+    contact for the first contacts of each rep, through the same ingest pipeline real mail takes."""
+    if Message.objects.filter(global_key__startswith="email:demo-").exists():
+        return
+    owner = reps[0]
+    account, _ = ChannelAccount.objects.get_or_create(
+        name="Sales shared mailbox (demo)", kind=ChannelAccount.Kind.EMAIL,
+        defaults={"address": "sales@threadline-demo.example", "owner": owner, "team": team_of[owner.pk],
+                  "status": ChannelAccount.Status.PAUSED,
+                  "last_error": "Demo account: enter your IMAP/SMTP server and credentials, then resume."},
+    )  # fmt: skip
+    now = timezone.now()
+    messages = []
+    for rep in reps:
+        contacts = Contact.objects.filter(owner=rep).order_by("pk")[:12]
+        for contact in contacts:
+            identity = contact.identities.filter(kind="email").first()
+            if identity is None:
+                continue
+            them = Party("email", identity.normalized, contact.display_name, "from")
+            for n in range(rng.randint(1, 2)):
+                subject, question, answer = rng.choice(CONVERSATIONS)
+                root = f"demo-{contact.pk}-{n}@threadline-demo.example"
+                asked = now - timedelta(days=rng.randint(1, 60), minutes=rng.randint(0, 600))
+                messages.append(
+                    NormalizedMessage(
+                        channel="email", direction="inbound", external_id=root, sent_at=asked,
+                        provider_thread_key=root, author=them, counterparts=[them], subject=subject,
+                        body_text=question, body_display=question,
+                    )
+                )  # fmt: skip
+                if rng.random() < 0.7:  # answered; the rest wait for a reply on My day
+                    us = Party("email", account.address, str(rep), "from")
+                    to = Party("email", identity.normalized, contact.display_name, "to")
+                    messages.append(
+                        NormalizedMessage(
+                            channel="email", direction="outbound",
+                            external_id=f"demo-re-{contact.pk}-{n}@threadline-demo.example",
+                            sent_at=asked + timedelta(hours=rng.randint(1, 20)), provider_thread_key=root, author=us,
+                            counterparts=[to], subject=f"Re: {subject}", body_text=answer, body_display=answer,
+                            created_by_id=rep.pk,
+                        )
+                    )  # fmt: skip
+    report.messages += len(ingest_batch(account=account, messages=messages).created)
+
+
+DEMO_ACTIVITIES = [
+    ("call", "Demo: check in on the rollout"), ("task", "Demo: send the proposal"),
+    ("meeting", "Demo: quarterly review"), ("email", "Demo: share the case study"),
+]  # fmt: skip
+
+
+def _seed_activities(rng: random.Random, reps: list[User], report: SeedReport) -> None:
+    """Open calls and tasks for each rep (some overdue, some today, some next week), so My day has content."""
+    if Activity.objects.filter(subject__startswith="Demo: ").exists():
+        return
+    now = timezone.now()
+    rows = []
+    for rep in reps:
+        for contact in Contact.objects.filter(owner=rep).order_by("pk")[12:20]:
+            kind, subject = rng.choice(DEMO_ACTIVITIES)
+            rows.append(
+                Activity(
+                    kind=kind, subject=subject, owner=rep, team_id=contact.team_id, contact=contact,
+                    company_id=contact.company_id, created_by=rep,
+                    due_at=now + timedelta(hours=rng.randint(-72, 120)), duration_minutes=30,
+                )
+            )  # fmt: skip
+    report.activities += len(bulk_create_with_history(rows, Activity, batch_size=500))

@@ -1,1 +1,227 @@
-"""How threads plugs into contacts (timeline, merge, GDPR) and My day."""
+"""How threads plugs into the apps below it: the contact timeline, merge and unmerge, GDPR, and My day.
+
+Imported once from ThreadsConfig.ready().
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+from django.db.models import Q
+from django.http import HttpRequest
+from django.urls import reverse
+
+from accounts.selectors import visibility_q
+from contacts.models import Contact
+from contacts.registry import (
+    MergeHandler,
+    PersonalDataSource,
+    TimelineEntry,
+    TimelineQuery,
+    TimelineSource,
+    register_merge_handler,
+    register_personal_data_source,
+    register_timeline_source,
+)
+from contacts.selectors.timeline import keyset_before_q
+from crm.panels import Panel, register_panel
+from threads.models import Attachment, Direction, Message, RawEvent, Thread
+
+SOURCE = "message"
+
+
+# --- Timeline -----------------------------------------------------------------------------------------------
+
+
+def message_timeline(query: TimelineQuery) -> list[TimelineEntry]:
+    """Every message with the person, newest first. The caller already checked the contacts are visible; a
+    private mailbox's message shows that the touch happened (date, channel, subject), not its body."""
+    qs = (
+        Message.objects.filter(contact_id__in=query.contact_ids)
+        .filter(keyset_before_q(query.before, source=SOURCE, at_field="sent_at"))
+        .only("id", "thread_id", "channel", "direction", "subject", "body_display", "sent_at", "author_name",
+              "author_address", "is_private", "body_visible_to", "delivery")  # fmt: skip
+        .order_by("-sent_at", "-id")[: query.limit]
+    )
+    entries = []
+    for m in qs:
+        who = m.author_name or m.author_address
+        if m.direction == Direction.INBOUND:
+            title = f"{m.get_channel_display()} from {who}" if who else m.get_channel_display()
+        else:
+            title = f"{m.get_channel_display()} (outbound)"
+        if m.subject:
+            title += f": {m.subject[:200]}"
+        visible_body = m.body_visible_for(query.user)
+        entries.append(
+            TimelineEntry(
+                at=m.sent_at, source=SOURCE, id=m.pk, kind=f"message_{m.channel}", title=title,
+                body=m.body_display[:500] if visible_body else "",
+                url=(reverse("threads:detail", args=[m.thread_id]) + f"#m{m.pk}") if m.thread_id else "",
+                extra={"direction": m.direction, "private": not visible_body, "delivery": m.delivery},
+            )
+        )  # fmt: skip
+    return entries
+
+
+# --- Merge --------------------------------------------------------------------------------------------------
+
+_RECOMPUTE_SQL = """
+UPDATE threads_thread t SET
+    message_count = COALESCE(a.n, 0),
+    last_message_at = a.last,
+    last_inbound_at = a.lin,
+    last_outbound_at = a.lout,
+    awaiting_reply = COALESCE(a.lin > COALESCE(a.lout, '-infinity'), false),
+    last_subject = COALESCE(left(a.subject, 300), ''),
+    last_channel = COALESCE(a.channel, ''),
+    participants = COALESCE(a.parts, '{}')
+FROM unnest(%s::bigint[]) AS ids(id)
+LEFT JOIN LATERAL (
+    SELECT count(*) AS n, max(m.sent_at) AS last,
+           max(m.sent_at) FILTER (WHERE m.direction = 'inbound') AS lin,
+           max(m.sent_at) FILTER (WHERE m.direction = 'outbound') AS lout,
+           (array_agg(m.subject ORDER BY m.sent_at DESC, m.id DESC))[1] AS subject,
+           (array_agg(m.channel ORDER BY m.sent_at DESC, m.id DESC))[1] AS channel,
+           (SELECT array_agg(DISTINCT x ORDER BY x) FROM (
+                SELECT m2.author_address AS x FROM threads_message m2
+                WHERE m2.thread_id = ids.id AND m2.direction = 'inbound' AND m2.author_address <> ''
+                LIMIT 50) p) AS parts
+    FROM threads_message m WHERE m.thread_id = ids.id
+) a ON true
+WHERE t.id = ids.id
+"""
+
+
+def thread_recompute(thread_ids: list[int]) -> None:
+    """Rebuild the aggregate fields of threads from their messages (after messages moved between threads)."""
+    if thread_ids:
+        with connection.cursor() as cursor:
+            cursor.execute(_RECOMPUTE_SQL, [sorted(set(thread_ids))])
+
+
+def threads_move(primary: Contact, duplicate: Contact) -> tuple[dict[str, Any], list[str]]:
+    """The duplicate's conversation joins the survivor's: its main thread's messages move into the survivor's
+    main thread, its topic threads move over (renamed on a clash), and every message follows the person."""
+    message_ids = list(Message.objects.filter(contact=duplicate).values_list("pk", flat=True))
+    Message.objects.filter(pk__in=message_ids).update(contact=primary)
+    record: dict[str, Any] = {"messages": message_ids, "main_messages": [], "dup_main": None, "threads": [],
+                              "renamed": {}}  # fmt: skip
+    primary_main = Thread.objects.filter(contact=primary, topic="").first()
+    dup_main = Thread.objects.filter(contact=duplicate, topic="").first()
+    if dup_main is not None and primary_main is not None:
+        moved = list(Message.objects.filter(thread=dup_main).values_list("pk", flat=True))
+        Message.objects.filter(pk__in=moved).update(thread=primary_main)
+        record["main_messages"] = moved
+        record["dup_main"] = {"status": dup_main.status, "assignee_id": dup_main.assignee_id}
+        dup_main.delete()
+    elif dup_main is not None:
+        Thread.objects.filter(pk=dup_main.pk).update(contact=primary)
+        record["threads"].append(dup_main.pk)
+    primary_topics = set(Thread.objects.filter(contact=primary).values_list("topic", flat=True))
+    for thread in Thread.objects.filter(contact=duplicate).exclude(topic=""):
+        topic = thread.topic
+        if topic in primary_topics:
+            topic = f"{thread.topic} ({duplicate.display_name})"[:200]
+            record["renamed"][str(thread.pk)] = thread.topic
+        Thread.objects.filter(pk=thread.pk).update(contact=primary, topic=topic)
+        record["threads"].append(thread.pk)
+    if primary_main is not None:
+        thread_recompute([primary_main.pk])
+    return record, []
+
+
+def threads_restore(primary: Contact, duplicate: Contact, record: dict[str, Any]) -> list[str]:
+    Message.objects.filter(pk__in=record.get("messages", [])).update(contact=duplicate)
+    touched: list[int] = []
+    for pk in record.get("threads", []):
+        topic = record.get("renamed", {}).get(str(pk))
+        updates: dict[str, Any] = {"contact": duplicate}
+        if topic is not None:
+            updates["topic"] = topic
+        Thread.objects.filter(pk=pk).update(**updates)
+    if record.get("dup_main") is not None:
+        main = Thread.objects.create(contact=duplicate, topic="", status=record["dup_main"]["status"],
+                                     assignee_id=record["dup_main"]["assignee_id"])  # fmt: skip
+        Message.objects.filter(pk__in=record.get("main_messages", [])).update(thread=main)
+        touched.append(main.pk)
+    primary_main = Thread.objects.filter(contact=primary, topic="").values_list("pk", flat=True).first()
+    if primary_main:
+        touched.append(primary_main)
+    thread_recompute(touched)
+    # Messages that arrived after the merge stay with the survivor: they were addressed to the merged identity.
+    return []
+
+
+# --- Personal data ------------------------------------------------------------------------------------------
+
+
+def _person_messages(contact: Contact) -> Q:
+    """The person's messages, and unmatched ones from their addresses (held before anyone knew who wrote)."""
+    addresses = list(contact.identities.values_list("normalized", flat=True))
+    q = Q(contact=contact)
+    if addresses:
+        q |= Q(contact__isnull=True, author_address__in=addresses)
+    return q
+
+
+def threads_export(contact: Contact) -> dict[str, Any]:
+    fields = ["id", "thread_id", "channel", "direction", "sent_at", "subject", "body_text", "author_address",
+              "author_name", "recipients", "delivery"]  # fmt: skip
+    messages = Message.objects.filter(_person_messages(contact)).order_by("sent_at", "id").values(*fields)
+    threads = Thread.objects.filter(contact=contact).order_by("id").values("id", "topic", "status", "created_at")
+
+    def clean(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+
+    attachments = Attachment.objects.filter(message__in=Message.objects.filter(_person_messages(contact)))
+    return {
+        "threads": [clean(t) for t in threads],
+        "messages": [clean(m) for m in messages],
+        "attachments": list(attachments.values("id", "message_id", "name", "content_type", "size")),
+    }
+
+
+def threads_erase(contact: Contact) -> int:
+    """Delete the person's messages (with attachment files), threads, and the raw provider events behind them."""
+    messages = Message.objects.filter(_person_messages(contact))
+    raw_ids = list(messages.exclude(raw_event_id=None).values_list("raw_event_id", flat=True))
+    for attachment in Attachment.objects.filter(message__in=messages).exclude(file=""):
+        attachment.file.delete(save=False)
+    count, _ = messages.delete()
+    threads, _ = Thread.objects.filter(contact=contact).delete()
+    raws, _ = RawEvent.objects.filter(pk__in=raw_ids).delete()
+    return count + threads + raws
+
+
+# --- My day ---------------------------------------------------------------------------------------------------
+
+
+def waiting_threads(request: HttpRequest, limit: int = 20) -> list[Thread]:
+    """Threads whose newest message is inbound, assigned to me, or unassigned and about a contact I own."""
+    user = request.user
+    qs = (
+        Thread.objects.filter(awaiting_reply=True)
+        .exclude(status=Thread.Status.CLOSED)
+        .filter(Q(assignee=user) | Q(assignee__isnull=True, contact__owner=user))
+        .filter(visibility_q(user, prefix="contact__"))
+        .select_related("contact")
+        .order_by("-last_inbound_at", "-id")
+    )
+    return list(qs[:limit])
+
+
+def my_day_panel_context(request: HttpRequest) -> dict[str, Any]:
+    return {"threads": waiting_threads(request)}
+
+
+register_timeline_source(TimelineSource(key=SOURCE, label="Messages", fetch=message_timeline))
+register_merge_handler(MergeHandler(key="threads", move=threads_move, restore=threads_restore, order=40))
+register_personal_data_source(PersonalDataSource(key="threads", export=threads_export, erase=threads_erase, order=40))
+register_panel(
+    Panel(
+        key="threads", title="Waiting for your reply", template="threads/_myday_waiting.html",
+        context=my_day_panel_context, order=20,
+    )
+)  # fmt: skip
