@@ -9,6 +9,8 @@ from accounts import api as accounts_api
 from activities import api as activities_api
 from contacts import api as contacts_api
 from crm import views as crm_views
+from threads import api as threads_api
+from threads.api.inbound import InboundWebhookView
 
 router = DefaultRouter()
 router.register("users", accounts_api.UserViewSet, basename="user")
@@ -16,6 +18,7 @@ router.register("teams", accounts_api.TeamViewSet, basename="team")
 router.register("notifications", accounts_api.NotificationViewSet, basename="notification")
 contacts_api.register_routes(router)
 activities_api.register_routes(router)
+threads_api.register_routes(router)
 
 admin.site.site_header = "Threadline administration"
 admin.site.site_title = "Threadline admin"
@@ -27,11 +30,14 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("", include("contacts.urls")),
     path("inbox/", include("threads.urls")),
+    path("threads-manual/", include(("threads.urls_manual", "threads_manual"))),
     path("activities/", include("activities.urls")),
     path("deals/", include("deals.urls")),
     path("campaigns/", include("campaigns.urls")),
     path("listening/", include("listening.urls")),
     path("admin/", admin.site.urls),
+    # Before the router: the signed webhook authenticates by its signature, not a session or token.
+    path("api/v1/inbound/<slug:source>/", InboundWebhookView.as_view(), name="inbound_webhook"),
     path("api/v1/", include(router.urls)),
     path("api/v1/auth/", include("rest_framework.urls", namespace="rest_framework")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

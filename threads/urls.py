@@ -5,5 +5,22 @@ from threads import views
 app_name = "threads"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("unmatched/", views.unmatched, name="unmatched"),
+    path("unmatched/<int:pk>/assign/", views.unmatched_assign, name="unmatched_assign"),
+    path("<int:pk>/", views.detail, name="detail"),
+    path("<int:pk>/reply/", views.reply, name="reply"),
+    path("<int:pk>/assign/", views.assign, name="assign"),
+    path("<int:pk>/close/", views.close, name="close"),
+    path("<int:pk>/reopen/", views.reopen, name="reopen"),
+    path("<int:pk>/split/", views.split, name="split"),
+    path("<int:pk>/merge/", views.merge, name="merge"),
+    path("messages/<int:pk>/move/", views.message_move, name="message_move"),
+    path("attachments/<int:pk>/", views.attachment, name="attachment"),
+    path("contact/<int:contact_id>/", views.contact_conversation, name="contact"),
+    path("channels/", views.account_list, name="accounts"),
     path("channels/<int:pk>/", views.account_detail, name="account_detail"),
+    path("channels/<int:pk>/retry/", views.account_retry, name="account_retry"),
+    path("channels/<int:pk>/sync/", views.account_sync, name="account_sync"),
+    path("channels/<int:pk>/pause/", views.account_pause, name="account_pause"),
+    path("channels/<int:pk>/resume/", views.account_resume, name="account_resume"),
 ]

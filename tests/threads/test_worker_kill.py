@@ -84,9 +84,14 @@ def _wait(predicate, timeout: float, what: str, log: Path) -> None:  # type: ign
 
 def _payload(i: int) -> bytes:
     return json.dumps(
-        {"event_id": f"evt-{i}", "channel": "im", "direction": "inbound", "sent_at": "2026-11-20T10:00:00Z",
-         "from": {"kind": "email", "address": f"person{i % 50}@example.com", "name": f"Person {i % 50}"},
-         "text": f"Message number {i}"}  # fmt: skip
+        {
+            "event_id": f"evt-{i}",
+            "channel": "im",
+            "direction": "inbound",
+            "sent_at": "2026-11-20T10:00:00Z",
+            "from": {"kind": "email", "address": f"person{i % 50}@example.com", "name": f"Person {i % 50}"},
+            "text": f"Message number {i}",
+        }  # fmt: skip
     ).encode()
 
 

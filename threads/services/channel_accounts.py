@@ -1,1 +1,265 @@
-"""Channel account writes: connect, update, pause, resume, rotate webhook secret (filled by the API work)."""
+"""Channel account writes: connect, update, pause, resume, rotate a webhook secret, sync now.
+
+Who may do what:
+
+- anyone may connect a **private** account of their own (their mailbox: its messages' bodies are theirs only);
+- only managers and admins may connect a **team-shared** account (a support@ mailbox, a webhook source);
+- only the owner or an admin may change, pause, resume or rotate an account; anyone who sees it may sync it now.
+
+Credentials are JSON encrypted at rest and never leave the server again; a webhook secret is returned exactly
+once, by the service that generated it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Team, User, Visibility
+from accounts.selectors import can_see, user_team_ids
+from contacts.identities import normalize_email
+from crm.errors import DomainError, NotFound
+from threads.models import ChannelAccount
+
+Kind = ChannelAccount.Kind
+_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
+EMAIL_DEFAULT_PORTS = {"imap_port": 993, "smtp_port": 587}
+
+
+class NotAccountOwner(DomainError):
+    """Seeing an account (a team mailbox) is not the right to change it."""
+
+    code = "not_account_owner"
+    status = 403
+
+
+def _secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _require_visible(actor: User, account: ChannelAccount) -> None:
+    if not can_see(actor, account):
+        raise NotFound("No such channel account.")
+
+
+def _require_editor(actor: User, account: ChannelAccount) -> None:
+    _require_visible(actor, account)
+    if not (actor.is_admin_role or account.owner_id == actor.pk):
+        raise NotAccountOwner(f"Only the owner of {account.name} or an admin may change it.")
+
+
+def _check_sharing(actor: User, visibility: str, team: Team | None) -> None:
+    if visibility not in Visibility.values:
+        raise DomainError("Choose private or team.", fields={"visibility": ["Invalid choice."]})
+    if visibility == Visibility.TEAM:
+        if not (actor.is_admin_role or actor.is_manager_role):
+            raise DomainError(
+                "Only managers and admins may connect a team-shared account; connect it as private instead.",
+                fields={"visibility": ["Managers and admins only."]}, code="team_account_not_allowed",
+            )  # fmt: skip
+        if team is None:
+            raise DomainError("Choose the team that shares this account.", fields={"team": ["Required."]})
+        if not actor.is_admin_role and team.pk not in user_team_ids(actor):
+            raise DomainError("You can only share an account with your own team.", fields={"team": ["Not yours."]})
+
+
+def _clean_email(address: str, config: dict[str, Any], credentials: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    errors: dict[str, list[str]] = {}
+    try:
+        address = normalize_email(address)
+    except ValidationError:
+        errors["address"] = ["The mailbox's own e-mail address is required and must be valid."]
+    cleaned = {**EMAIL_DEFAULT_PORTS, **config}
+    for host in ("imap_host", "smtp_host"):
+        if not str(cleaned.get(host) or "").strip():
+            errors[f"config.{host}"] = ["Required."]
+        else:
+            cleaned[host] = str(cleaned[host]).strip()
+    for port in ("imap_port", "smtp_port"):
+        try:
+            value = int(cleaned[port])
+        except (TypeError, ValueError):
+            value = 0
+        if not 1 <= value <= 65535:
+            errors[f"config.{port}"] = ["A port number between 1 and 65535."]
+        cleaned[port] = value
+    for key in ("username", "password"):
+        if not str(credentials.get(key) or ""):
+            errors[f"credentials.{key}"] = ["Required."]
+    if errors:
+        raise DomainError("The mailbox settings are incomplete.", fields=errors, code="invalid_email_account")
+    return address, cleaned
+
+
+def _clean_slug(slug: str | None, *, exclude_pk: int | None = None) -> str:
+    slug = (slug or "").strip().lower()
+    if not _SLUG_RE.match(slug):
+        raise DomainError(
+            "A webhook source needs a slug: 2-64 lower-case letters, digits, '-' or '_'.",
+            fields={"slug": ["Invalid slug."]}, code="invalid_slug",
+        )  # fmt: skip
+    if ChannelAccount.objects.filter(slug=slug).exclude(pk=exclude_pk).exists():
+        raise DomainError(f"The slug {slug!r} is taken.", fields={"slug": ["Already in use."]}, code="slug_taken")
+    return slug
+
+
+@transaction.atomic
+def channel_account_create(
+    *,
+    actor: User,
+    kind: str,
+    name: str,
+    visibility: str,
+    address: str = "",
+    config: dict[str, Any] | None = None,
+    credentials: dict[str, Any] | None = None,
+    slug: str | None = None,
+    unknown_policy: str = ChannelAccount.UnknownPolicy.CREATE_LEAD,
+    team: Team | None = None,
+) -> ChannelAccount:
+    """Connect an account. For a webhook source the generated secret is on ``account.issued_secret``: show it to
+    the creator now, it is never shown again (rotate it to get a new one)."""
+    if kind not in Kind.values:
+        raise DomainError(f"Unknown channel kind {kind!r}.", fields={"kind": ["Invalid choice."]})
+    if not name.strip():
+        raise DomainError("Give the account a name.", fields={"name": ["Required."]})
+    if unknown_policy not in ChannelAccount.UnknownPolicy.values:
+        raise DomainError("Unknown policy for unknown senders.", fields={"unknown_policy": ["Invalid choice."]})
+    if team is None and visibility == Visibility.TEAM:
+        team_ids = user_team_ids(actor)
+        team = Team.objects.filter(pk=team_ids[0]).first() if team_ids else None
+    _check_sharing(actor, visibility, team)
+    config = dict(config or {})
+    credentials = dict(credentials or {})
+    issued = ""
+    if kind == Kind.EMAIL:
+        address, config = _clean_email(address, config, credentials)
+        slug = None
+    elif kind == Kind.WEBHOOK:
+        slug = _clean_slug(slug)
+        issued = _secret()
+        credentials = {"secret": issued}
+    else:
+        slug = _clean_slug(slug) if slug else None
+    if team is None and visibility == Visibility.PRIVATE:
+        team_ids = user_team_ids(actor)
+        team = Team.objects.filter(pk=team_ids[0]).first() if team_ids else None
+    try:
+        with transaction.atomic():
+            account = ChannelAccount.objects.create(
+                kind=kind, name=name.strip()[:120], slug=slug, address=address.strip()[:320], config=config,
+                credentials=json.dumps(credentials) if credentials else "", unknown_policy=unknown_policy,
+                owner=actor, team=team, visibility=visibility,
+            )  # fmt: skip
+    except IntegrityError:
+        raise DomainError("The slug is taken.", fields={"slug": ["Already in use."]}, code="slug_taken") from None
+    account.issued_secret = issued  # type: ignore[attr-defined]
+    return account
+
+
+_UPDATABLE = {"name", "address", "config", "credentials", "unknown_policy", "visibility", "slug", "team"}
+
+
+@transaction.atomic
+def channel_account_update(*, account: ChannelAccount, actor: User, **changes: Any) -> ChannelAccount:
+    """Change settings. ``credentials`` are merged into the stored ones (send only the password to change it);
+    a webhook's secret changes only through :func:`webhook_secret_rotate`."""
+    _require_editor(actor, account)
+    unknown = set(changes) - _UPDATABLE
+    if unknown:
+        raise DomainError(f"Cannot change {', '.join(sorted(unknown))}.", fields={k: ["Read-only."] for k in unknown})
+    account = ChannelAccount.objects.select_for_update().get(pk=account.pk)
+    if "name" in changes:
+        if not str(changes["name"]).strip():
+            raise DomainError("Give the account a name.", fields={"name": ["Required."]})
+        account.name = str(changes["name"]).strip()[:120]
+    if "unknown_policy" in changes:
+        if changes["unknown_policy"] not in ChannelAccount.UnknownPolicy.values:
+            raise DomainError("Unknown policy for unknown senders.", fields={"unknown_policy": ["Invalid choice."]})
+        account.unknown_policy = changes["unknown_policy"]
+    if "visibility" in changes or "team" in changes:
+        visibility = changes.get("visibility", account.visibility)
+        team = changes.get("team", account.team)
+        if visibility != account.visibility or team != account.team:
+            if visibility == Visibility.TEAM:
+                _check_sharing(actor, visibility, team)
+            account.visibility, account.team = visibility, team
+    stored = _credentials(account)
+    if "credentials" in changes and account.kind == Kind.WEBHOOK:
+        raise DomainError("Rotate the secret to change it.", fields={"credentials": ["Read-only."]})
+    credentials = {**stored, **(changes.get("credentials") or {})}
+    config = {**account.config, **(changes.get("config") or {})} if "config" in changes else account.config
+    address = changes.get("address", account.address)
+    if account.kind == Kind.EMAIL:
+        address, config = _clean_email(address, config, credentials)
+    if "slug" in changes:
+        if account.kind != Kind.WEBHOOK and not changes["slug"]:
+            account.slug = None
+        else:
+            account.slug = _clean_slug(changes["slug"], exclude_pk=account.pk)
+    account.address, account.config = str(address)[:320], config
+    if credentials != stored:
+        account.credentials = json.dumps(credentials)
+    account.save()
+    return account
+
+
+def _credentials(account: ChannelAccount) -> dict[str, Any]:
+    try:
+        data = json.loads(account.credentials or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@transaction.atomic
+def channel_account_pause(*, account: ChannelAccount, actor: User) -> ChannelAccount:
+    """Stop polling (and refuse webhook deliveries) until resumed. Nothing stored is touched."""
+    _require_editor(actor, account)
+    ChannelAccount.objects.filter(pk=account.pk).update(status=ChannelAccount.Status.PAUSED)
+    account.refresh_from_db()
+    return account
+
+
+@transaction.atomic
+def channel_account_resume(*, account: ChannelAccount, actor: User) -> ChannelAccount:
+    """Back to active after a pause or a fix (new password): the failure history is cleared and it is due now."""
+    _require_editor(actor, account)
+    ChannelAccount.objects.filter(pk=account.pk).update(
+        status=ChannelAccount.Status.ACTIVE, consecutive_failures=0, last_error="", next_sync_at=None
+    )
+    account.refresh_from_db()
+    return account
+
+
+@transaction.atomic
+def webhook_secret_rotate(*, account: ChannelAccount, actor: User) -> str:
+    """A new secret for a webhook source, effective at once (the old one stops working). Returned once."""
+    _require_editor(actor, account)
+    if account.kind != Kind.WEBHOOK:
+        raise DomainError("Only webhook sources have a secret to rotate.", code="not_a_webhook")
+    secret = _secret()
+    account.credentials = json.dumps({"secret": secret})
+    account.save(update_fields=["credentials"])
+    return secret
+
+
+def channel_account_sync_now(*, account: ChannelAccount, actor: User) -> None:
+    """Poll the account as soon as a worker is free, ignoring its back-off."""
+    _require_visible(actor, account)
+    if account.kind == Kind.WEBHOOK:
+        raise DomainError("Webhook sources push their messages; there is nothing to poll.", code="not_pollable")
+    if account.status in (ChannelAccount.Status.PAUSED, ChannelAccount.Status.NEEDS_REAUTH):
+        raise DomainError(
+            f"{account.name} is {account.get_status_display().lower()}; resume it first.", code="account_unavailable"
+        )
+    from threads.tasks import channel_sync_task
+
+    ChannelAccount.objects.filter(pk=account.pk).update(next_sync_at=timezone.now())
+    transaction.on_commit(lambda: channel_sync_task.delay(account.pk))
