@@ -172,7 +172,7 @@ SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 24 * 14)
 # by commas allow rotation: the first encrypts, all decrypt.
 FIELD_ENCRYPTION_KEY = env_list("FIELD_ENCRYPTION_KEY", [])
 if not FIELD_ENCRYPTION_KEY and (DEBUG or TESTING):
-    FIELD_ENCRYPTION_KEY = ["dGhyZWFkbGluZS1kZXYta2V5LW5vdC1mb3ItcHJvZHVjdGk="]
+    FIELD_ENCRYPTION_KEY = ["dGhyZWFkbGluZS1kZXYta2V5LW5vdC1mb3ItcHJvZCE="]  # 32 bytes; dev and tests only
 
 # --- I18N -------------------------------------------------------------------------------------------------
 LANGUAGE_CODE = env_str("LANGUAGE_CODE", "en-us")
@@ -243,6 +243,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "kind" or "status" field with different choices: name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelAccountKindEnum": "threads.models.ChannelAccount.Kind",
+        "ChannelAccountStatusEnum": "threads.models.ChannelAccount.Status",
+        "RawEventStatusEnum": "threads.models.RawEvent.Status",
+        "ThreadStatusEnum": "threads.models.Thread.Status",
+    },
 }
 
 # --- Celery -----------------------------------------------------------------------------------------------

@@ -122,8 +122,11 @@ def _naive(account: ChannelAccount, messages: list[NormalizedMessage]) -> None:
             .order_by("-id")
             .first()
         )
-        thread = previous.thread if previous else Thread.objects.get_or_create(contact_id=identity.contact_id, topic="")[0]
-        message, created = Message.objects.get_or_create(
+        if previous is not None:
+            thread = previous.thread
+        else:
+            thread = Thread.objects.get_or_create(contact_id=identity.contact_id, topic="")[0]
+        _, created = Message.objects.get_or_create(
             channel_account=account, external_id=m.external_id,
             defaults={
                 "thread": thread, "contact_id": identity.contact_id, "channel": m.channel, "direction": m.direction,
@@ -164,7 +167,8 @@ def run(*, messages: int = 1_000_000, existing: int = 10_000_000, contacts: int 
                 emails = cursor.fetchall()
             figures["generate_s"] = round(time.perf_counter() - started, 1)
 
-            sample = [m for batch in _messages(NAIVE_SAMPLE, emails, per, random.Random(1), now, "naive") for m in batch]
+            naive_batches = _messages(NAIVE_SAMPLE, emails, per, random.Random(1), now, "naive")
+            sample = [m for batch in naive_batches for m in batch]
             with transaction.atomic():
                 t0 = time.perf_counter()
                 _naive(account, sample)
@@ -197,7 +201,9 @@ def run(*, messages: int = 1_000_000, existing: int = 10_000_000, contacts: int 
 
             user = world.reps[0]
             measured = list(
-                Contact.objects.filter(pk__gte=world.contact_first_id, owner=user).values_list("pk", flat=True)[:samples]
+                Contact.objects.filter(pk__gte=world.contact_first_id, owner=user).values_list("pk", flat=True)[
+                    :samples
+                ]
             )
             contacts_by_id = Contact.objects.in_bulk(measured)
             durations = []

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
 from django.db.models import Q
 from django.http import HttpRequest
 from django.urls import reverse
@@ -27,6 +26,7 @@ from contacts.registry import (
 from contacts.selectors.timeline import keyset_before_q
 from crm.panels import Panel, register_panel
 from threads.models import Attachment, Direction, Message, RawEvent, Thread
+from threads.services.conversations import thread_recompute
 
 SOURCE = "message"
 
@@ -40,8 +40,20 @@ def message_timeline(query: TimelineQuery) -> list[TimelineEntry]:
     qs = (
         Message.objects.filter(contact_id__in=query.contact_ids)
         .filter(keyset_before_q(query.before, source=SOURCE, at_field="sent_at"))
-        .only("id", "thread_id", "channel", "direction", "subject", "body_display", "sent_at", "author_name",
-              "author_address", "is_private", "body_visible_to", "delivery")  # fmt: skip
+        .only(
+            "id",
+            "thread_id",
+            "channel",
+            "direction",
+            "subject",
+            "body_display",
+            "sent_at",
+            "author_name",
+            "author_address",
+            "is_private",
+            "body_visible_to",
+            "delivery",
+        )
         .order_by("-sent_at", "-id")[: query.limit]
     )
     entries = []
@@ -66,39 +78,6 @@ def message_timeline(query: TimelineQuery) -> list[TimelineEntry]:
 
 
 # --- Merge --------------------------------------------------------------------------------------------------
-
-_RECOMPUTE_SQL = """
-UPDATE threads_thread t SET
-    message_count = COALESCE(a.n, 0),
-    last_message_at = a.last,
-    last_inbound_at = a.lin,
-    last_outbound_at = a.lout,
-    awaiting_reply = COALESCE(a.lin > COALESCE(a.lout, '-infinity'), false),
-    last_subject = COALESCE(left(a.subject, 300), ''),
-    last_channel = COALESCE(a.channel, ''),
-    participants = COALESCE(a.parts, '{}')
-FROM unnest(%s::bigint[]) AS ids(id)
-LEFT JOIN LATERAL (
-    SELECT count(*) AS n, max(m.sent_at) AS last,
-           max(m.sent_at) FILTER (WHERE m.direction = 'inbound') AS lin,
-           max(m.sent_at) FILTER (WHERE m.direction = 'outbound') AS lout,
-           (array_agg(m.subject ORDER BY m.sent_at DESC, m.id DESC))[1] AS subject,
-           (array_agg(m.channel ORDER BY m.sent_at DESC, m.id DESC))[1] AS channel,
-           (SELECT array_agg(DISTINCT x ORDER BY x) FROM (
-                SELECT m2.author_address AS x FROM threads_message m2
-                WHERE m2.thread_id = ids.id AND m2.direction = 'inbound' AND m2.author_address <> ''
-                LIMIT 50) p) AS parts
-    FROM threads_message m WHERE m.thread_id = ids.id
-) a ON true
-WHERE t.id = ids.id
-"""
-
-
-def thread_recompute(thread_ids: list[int]) -> None:
-    """Rebuild the aggregate fields of threads from their messages (after messages moved between threads)."""
-    if thread_ids:
-        with connection.cursor() as cursor:
-            cursor.execute(_RECOMPUTE_SQL, [sorted(set(thread_ids))])
 
 
 def threads_move(primary: Contact, duplicate: Contact) -> tuple[dict[str, Any], list[str]]:

@@ -114,19 +114,14 @@ def _require_open(activity: Activity) -> None:
 
 
 def record_in_thread(*, activity: Activity) -> None:
-    """Record a completed call, meeting or in-person activity as a message in the contact's thread.
-
-    The one hook between activities and threads. The threads app (its own issue) provides the Thread and
-    Message models and a pipeline service; until it lands there is no thread to write to, and the activity
-    shows on the contact's timeline through the activities timeline source instead.
-    """
+    """Record a completed call, meeting or in-person activity as a message in the contact's thread, so it shows
+    there and on the timeline. The one hook between activities and threads; threads makes it idempotent (one
+    message per activity, however often this runs)."""
     if activity.kind not in THREAD_KINDS or activity.contact_id is None:
         return
-    try:
-        from threads.services import message_record_activity  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    message_record_activity(activity=activity, channel=THREAD_KINDS[activity.kind])  # pragma: no cover
+    from threads.services import message_record_activity
+
+    message_record_activity(activity=activity, channel=THREAD_KINDS[activity.kind])
 
 
 def _touch_contact(activity: Activity) -> None:

@@ -145,7 +145,13 @@ def message_deliver(*, message_id: int) -> str:
     """Send a queued outbound message. Returns its delivery state. Transient provider errors propagate (the task
     retries with back-off); refused credentials fail the message and flag the account."""
     with transaction.atomic():
-        message = Message.objects.select_for_update().select_related("channel_account").filter(pk=message_id).first()
+        # Lock the message row only: PostgreSQL refuses FOR UPDATE on the nullable side of the outer join.
+        message = (
+            Message.objects.select_for_update(of=("self",))
+            .select_related("channel_account")
+            .filter(pk=message_id)
+            .first()
+        )
         if message is None or message.delivery != Message.Delivery.QUEUED:
             return message.delivery if message else "missing"
         account = message.channel_account

@@ -22,7 +22,6 @@ import imaplib
 import json
 import logging
 import re
-import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,12 +34,14 @@ from threads.models import ChannelAccount
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 200  # messages per UID FETCH and per ingest transaction
+BATCH_SIZE = 200  # messages per UID FETCH and per ingest transaction (``config["batch_size"]`` overrides)
+BATCH_BYTES = 50 * 1024 * 1024  # …and at most this many bytes of mail, unless one message alone is larger
+SEARCH_WINDOW = 20_000  # UIDs per UID SEARCH
 TIMEOUT = 30  # seconds for connect and every read: a hung server fails the poll instead of holding the worker
 DEFAULT_SENT_FOLDER = "Sent"
 
 # Transport trouble: the server is down, unreachable, slow, or dropped us mid-conversation.
-_UNAVAILABLE = (OSError, socket.timeout, imaplib.IMAP4.abort, ssl.SSLError, EOFError)
+_UNAVAILABLE = (OSError, imaplib.IMAP4.abort, EOFError)  # OSError covers timeouts and ssl.SSLError
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def imap_session(account: ChannelAccount) -> Iterator[imaplib.IMAP4]:
         except imaplib.IMAP4.abort as exc:
             raise ChannelUnavailable(f"IMAP server {where} dropped the connection during login: {exc}") from exc
         except imaplib.IMAP4.error as exc:
-            text = str(exc)
+            text = _server_text(list(exc.args))
             if "UNAVAILABLE" in text.upper():  # RFC 5530: the server cannot check credentials right now
                 raise ChannelUnavailable(f"IMAP server {where} cannot log in right now: {text}") from exc
             raise ChannelAuthError(
@@ -137,7 +138,7 @@ def imap_session(account: ChannelAccount) -> Iterator[imaplib.IMAP4]:
         raise ChannelUnavailable(f"The IMAP server {where} dropped the connection: {exc}") from exc
     except imaplib.IMAP4.error as exc:  # a BAD answer: the server rejected a command we sent
         raise ConnectorError(f"The IMAP server {where} rejected a command: {exc}") from exc
-    except (OSError, ssl.SSLError, EOFError) as exc:
+    except (OSError, EOFError) as exc:
         raise ChannelUnavailable(f"Lost the IMAP server {where}: {exc or type(exc).__name__}") from exc
     finally:
         with contextlib.suppress(Exception):
@@ -150,8 +151,15 @@ def _check(typ: str, data: Any, what: str) -> Any:
     return data
 
 
-def _examine(conn: imaplib.IMAP4, folder: str) -> tuple[int, int] | None:
-    """Select ``folder`` read-only: (UIDVALIDITY, MESSAGES), or None when the folder does not exist."""
+@dataclass(frozen=True)
+class _Folder:
+    uidvalidity: int
+    exists: int
+    uidnext: int | None
+
+
+def _examine(conn: imaplib.IMAP4, folder: str) -> _Folder | None:
+    """Select ``folder`` read-only, or None when the folder does not exist."""
     typ, data = conn.select(quote_mailbox(folder), readonly=True)
     if typ != "OK":
         text = _server_text(data)
@@ -160,25 +168,86 @@ def _examine(conn: imaplib.IMAP4, folder: str) -> tuple[int, int] | None:
         raise ConnectorError(f"IMAP cannot open folder {folder!r}: {text}")
     exists = int((data[0] or b"0").decode() or 0)
     _, values = conn.response("UIDVALIDITY")
-    if not values or values[0] is None:
+    if not values or values[-1] is None:
         raise ConnectorError(f"IMAP server gave folder {folder!r} no UIDVALIDITY; it cannot be synced safely.")
-    return int(values[-1]), exists
+    _, nexts = conn.response("UIDNEXT")
+    uidnext = int(nexts[-1]) if nexts and nexts[-1] is not None else None
+    return _Folder(uidvalidity=int(values[-1]), exists=exists, uidnext=uidnext)
 
 
-def _uids_after(conn: imaplib.IMAP4, last_uid: int) -> list[int]:
-    typ, data = conn.uid("SEARCH", f"UID {last_uid + 1}:*")
+def _search(conn: imaplib.IMAP4, low: int, high: int | None) -> list[int]:
+    typ, data = conn.uid("SEARCH", f"UID {low}:{high if high is not None else '*'}")
     _check(typ, data, "UID SEARCH")
     uids = {int(x) for x in b" ".join(d for d in data if d).split()}
     # "n:*" always matches the highest UID, even when it is below n: an empty folder's tail comes back otherwise.
-    return sorted(u for u in uids if u > last_uid)
+    return sorted(u for u in uids if u >= low and (high is None or u <= high))
+
+
+def _uid_windows(conn: imaplib.IMAP4, last_uid: int, uidnext: int | None) -> Iterator[list[int]]:
+    """The UIDs after ``last_uid``, ascending, one SEARCH window at a time: one SEARCH over a million-message
+    folder answers with a line longer than imaplib accepts (and than a worker should hold)."""
+    if uidnext is None:  # a server that does not report UIDNEXT: one open-ended search
+        yield _search(conn, last_uid + 1, None)
+        return
+    low = last_uid + 1
+    while low < uidnext:
+        high = min(low + SEARCH_WINDOW - 1, uidnext - 1)
+        found = _search(conn, low, high)
+        if found:
+            yield found
+        low = high + 1
+
+
+def _sizes(conn: imaplib.IMAP4, uids: list[int]) -> dict[int, int]:
+    typ, data = conn.uid("FETCH", _uid_set(uids), "(UID RFC822.SIZE)")
+    _check(typ, data, "UID FETCH RFC822.SIZE")
+    sizes: dict[int, int] = {}
+    for item in data:
+        line = item[0] if isinstance(item, tuple) else item
+        if isinstance(line, bytes):
+            uid, size = _FETCH_UID.search(line), _FETCH_SIZE.search(line)
+            if uid and size:
+                sizes[int(uid.group(1))] = int(size.group(1))
+    return sizes
+
+
+def _batches(uids: list[int], sizes: dict[int, int], batch_size: int) -> Iterator[list[int]]:
+    """Up to ``batch_size`` messages and BATCH_BYTES per batch (at least one message): a mailbox full of large
+    attachments must not pull gigabytes into one worker and one transaction."""
+    batch: list[int] = []
+    total = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if batch and (len(batch) >= batch_size or total + size > BATCH_BYTES):
+            yield batch
+            batch, total = [], 0
+        batch.append(uid)
+        total += size
+    if batch:
+        yield batch
+
+
+def _uid_set(uids: list[int]) -> str:
+    """[1, 2, 3, 7] → "1:3,7" (short commands for dense folders)."""
+    parts: list[str] = []
+    start = prev = uids[0]
+    for uid in uids[1:]:
+        if uid == prev + 1:
+            prev = uid
+            continue
+        parts.append(f"{start}:{prev}" if prev != start else str(start))
+        start = prev = uid
+    parts.append(f"{start}:{prev}" if prev != start else str(start))
+    return ",".join(parts)
 
 
 _FETCH_UID = re.compile(rb"UID (\d+)")
+_FETCH_SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
 
 
 def _fetch(conn: imaplib.IMAP4, uids: list[int]) -> dict[int, bytes]:
     """UID → RFC 822 bytes. BODY.PEEK so that syncing never marks anyone's mail as read."""
-    typ, data = conn.uid("FETCH", ",".join(str(u) for u in uids), "(UID BODY.PEEK[])")
+    typ, data = conn.uid("FETCH", _uid_set(uids), "(UID BODY.PEEK[])")
     _check(typ, data, "UID FETCH")
     found: dict[int, bytes] = {}
     for item in data:
@@ -204,36 +273,37 @@ def poll_account(account: ChannelAccount) -> None:
             if opened is None:
                 log.info("channel account %s: folder %r does not exist; skipped", account.pk, folder)
                 continue
-            uidvalidity, exists = opened
-            reported += exists
+            reported += opened.exists
             state = folder_state.get(folder) or {}
             last_uid = int(state.get("last_uid") or 0)
-            if state and state.get("uidvalidity") != uidvalidity:
+            if state and state.get("uidvalidity") != opened.uidvalidity:
                 log.warning(
                     "channel account %s: UIDVALIDITY of %r changed (%s → %s); reading the folder again",
-                    account.pk, folder, state.get("uidvalidity"), uidvalidity,
+                    account.pk, folder, state.get("uidvalidity"), opened.uidvalidity,
                 )  # fmt: skip
                 last_uid = 0
-            uids = _uids_after(conn, last_uid) if exists else []
-            if not uids:
-                if state.get("uidvalidity") != uidvalidity or "last_uid" not in state:
-                    folder_state[folder] = {"uidvalidity": uidvalidity, "last_uid": last_uid}
+            if state.get("uidvalidity") != opened.uidvalidity or "last_uid" not in state:
+                # Remember the (new) numbering even when nothing is fetched, so the resync happens once.
+                folder_state[folder] = {"uidvalidity": opened.uidvalidity, "last_uid": last_uid}
+                if not opened.exists:
                     ingest_fetched(account=account, events=[], cursor=copy.deepcopy(cursor))
+            if not opened.exists:
                 continue
-            for start in range(0, len(uids), batch_size):
-                batch = uids[start : start + batch_size]
-                fetched = _fetch(conn, batch)
-                events = [
-                    RawEventIn(
-                        provider_event_id="sha256:" + hashlib.sha256(raw).hexdigest(), event_type="email",
-                        payload=raw, content_type="message/rfc822",
-                        meta={"folder": folder, "uid": uid, "uidvalidity": uidvalidity},
-                    )
-                    for uid, raw in sorted(fetched.items())
-                ]  # fmt: skip
-                # A UID missing from the answer was expunged between SEARCH and FETCH: nothing left to read.
-                folder_state[folder] = {"uidvalidity": uidvalidity, "last_uid": batch[-1]}
-                ingest_fetched(account=account, events=events, cursor=copy.deepcopy(cursor))
+            for window in _uid_windows(conn, last_uid, opened.uidnext):
+                sizes = _sizes(conn, window)
+                for batch in _batches(window, sizes, batch_size):
+                    fetched = _fetch(conn, batch)
+                    events = [
+                        RawEventIn(
+                            provider_event_id="sha256:" + hashlib.sha256(raw).hexdigest(), event_type="email",
+                            payload=raw, content_type="message/rfc822",
+                            meta={"folder": folder, "uid": uid, "uidvalidity": opened.uidvalidity},
+                        )
+                        for uid, raw in sorted(fetched.items())
+                    ]  # fmt: skip
+                    # A UID missing from the answer was expunged since the SEARCH: there is nothing left to read.
+                    folder_state[folder] = {"uidvalidity": opened.uidvalidity, "last_uid": batch[-1]}
+                    ingest_fetched(account=account, events=events, cursor=copy.deepcopy(cursor))
     account.cursor = cursor
     account.reported_count = reported
     ChannelAccount.objects.filter(pk=account.pk).update(reported_count=reported)

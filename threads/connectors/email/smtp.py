@@ -18,7 +18,6 @@ import imaplib
 import logging
 import secrets
 import smtplib
-import socket
 import ssl
 import time
 from email.message import EmailMessage
@@ -195,7 +194,7 @@ def send_email(account: ChannelAccount, draft: OutgoingDraft) -> SendResult:
         raise ConnectorError(f"The mail server {where} does not support what this account needs: {exc}") from exc
     except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, smtplib.SMTPResponseException) as exc:
         raise ChannelUnavailable(f"The mail server {where} is not answering properly: {exc}") from exc
-    except (OSError, socket.timeout, ssl.SSLError) as exc:
+    except OSError as exc:  # refused, unreachable, timed out, TLS failure (ssl.SSLError is an OSError)
         raise ChannelUnavailable(f"Cannot reach the mail server {where}: {exc or type(exc).__name__}") from exc
     meta: dict[str, Any] = {"smtp": where}
     if refused:
