@@ -12,7 +12,10 @@ pytestmark = pytest.mark.django_db
 
 
 def _counts() -> tuple[int, ...]:
-    return tuple(m.objects.count() for m in (Team, User, Membership, Company, Contact, ContactIdentity, Message, Thread, Activity))
+    return tuple(
+        m.objects.count()
+        for m in (Team, User, Membership, Company, Contact, ContactIdentity, Message, Thread, Activity)
+    )
 
 
 def test_seed_demo_is_idempotent(capsys) -> None:
@@ -25,7 +28,10 @@ def test_seed_demo_is_idempotent(capsys) -> None:
     assert Contact.objects.filter(search_vector__isnull=True).count() == 0
     call_command("seed_demo")
     assert _counts() == first
-    assert "created 0 teams, 0 users, 0 companies, 0 contacts, 0 identities, 0 messages, 0 activities" in capsys.readouterr().out
+    assert (
+        "created 0 teams, 0 users, 0 companies, 0 contacts, 0 identities, 0 messages, 0 activities"
+        in capsys.readouterr().out
+    )
 
 
 def test_demo_user_can_sign_in(client) -> None:

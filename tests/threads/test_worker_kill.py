@@ -3,9 +3,9 @@
 The worker is a separate process on the real broker (Redis) and the test database. Tasks are acknowledged late
 and rejected on worker loss, so the killed task's message stays unacknowledged in Redis and is handed out again
 once the visibility timeout passes; the restarted worker finishes the job. Rather than wait an hour, the test
-does what a worker's Redis transport does when that timeout has passed: it restores the unacknowledged message. Raw events committed
-before the kill are never lost, batches that did not commit left nothing behind, and ON CONFLICT makes the
-redone work insert nothing twice.
+does what a worker's Redis transport does when that timeout has passed: it restores the unacknowledged message.
+Raw events committed before the kill are never lost, batches that did not commit left nothing behind, and
+ON CONFLICT makes the redone work insert nothing twice.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def _payload(i: int) -> bytes:
             "sent_at": "2026-11-20T10:00:00Z",
             "from": {"kind": "email", "address": f"person{i % 50}@example.com", "name": f"Person {i % 50}"},
             "text": f"Message number {i}",
-        }  # fmt: skip
+        }
     ).encode()
 
 
