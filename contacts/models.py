@@ -92,7 +92,9 @@ class Contact(OwnedModel):
     notes = models.TextField(blank=True, default="")
     custom_fields = models.JSONField(default=dict, blank=True)
     do_not_contact = models.BooleanField(default=False)
-    last_touch_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Not indexed on purpose: every ingested message moves it, and with no index on it that UPDATE can be a HOT
+    # update (no index entries written; the table keeps free space per page for it, see migration 0005).
+    last_touch_at = models.DateTimeField(null=True, blank=True)
     search_vector = SearchVectorField(null=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -237,9 +237,13 @@ class Message(models.Model):
     external_id = models.CharField(max_length=512)
     global_key = models.CharField(max_length=600, null=True, blank=True)
     provider_thread_key = models.CharField(max_length=512, blank=True, default="")
+    # Soft references (no database constraint, no index, nothing done on delete): the pipeline resolved them in
+    # the same transaction, and each constraint or index would cost every ingested message a lookup or an index
+    # insert. The address and name columns keep what the identity said, should the identity later be removed.
     author_identity = models.ForeignKey(
-        ContactIdentity, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+        ContactIdentity, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+", db_index=False,
+        db_constraint=False,
+    )  # fmt: skip
     author_address = models.CharField(max_length=320, blank=True, default="", help_text="Normalized.")
     author_name = models.CharField(max_length=200, blank=True, default="")
     recipients = models.JSONField(default=list, blank=True, help_text='[{"kind": "to", "address", "name"}]')
@@ -248,14 +252,17 @@ class Message(models.Model):
     body_text = models.TextField(blank=True, default="", help_text="The full text, quotes and signature kept.")
     body_display = models.TextField(blank=True, default="", help_text="The new part: quotes and signature cut.")
     body_html = models.TextField(blank=True, default="", help_text="Sanitized with nh3 before it is stored.")
-    raw_event = models.ForeignKey(RawEvent, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    raw_event = models.ForeignKey(
+        RawEvent, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+", db_index=False,
+        db_constraint=False,
+    )  # fmt: skip
     is_private = models.BooleanField(default=False, help_text="Only private mailboxes saw it.")
     body_visible_to = ArrayField(models.BigIntegerField(), default=list, blank=True)
     seen_by = ArrayField(models.BigIntegerField(), default=list, blank=True, help_text="Channel account ids.")
     delivery = models.CharField(max_length=16, choices=Delivery.choices, blank=True, default="")
     meta = models.JSONField(default=dict, blank=True, help_text="Channel details: headers, duration, outcome.")
     created_by = models.ForeignKey(
-        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False, db_constraint=False
     )
     created_at = models.DateTimeField(default=timezone.now)
 
