@@ -1,4 +1,4 @@
-"""The rep flow: My day shows what is due, one click completes it, and the contact's timeline shows the call."""
+"""The rep flow: My day shows what is due, one click completes it, and the contact's thread (and timeline) shows it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.accounts.factories import TeamFactory, UserFactory, membership
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_my_day_complete_then_timeline_shows_it(page, live_server) -> None:  # type: ignore[no-untyped-def]
+def test_my_day_complete_then_thread_shows_it(page, live_server) -> None:  # type: ignore[no-untyped-def]
     rep = membership(UserFactory(username="rep"), TeamFactory(name="Team A"))
     contact = contact_create(actor=rep, first_name="Greta", last_name="Golfer")
     activity_create(
@@ -37,6 +37,12 @@ def test_my_day_complete_then_timeline_shows_it(page, live_server) -> None:  # t
     panel.get_by_role("link", name="Greta Golfer").click()
     expect(page).to_have_title("Greta Golfer · Threadline")
     expect(page.locator("#timeline")).to_contain_text("In person: Golf outing with Greta")
+
+    # The completed golf outing is a message in Greta's conversation thread, with its channel badge.
+    page.get_by_role("link", name="Conversation").click()
+    message = page.locator("li.message-item").filter(has_text="Golf outing with Greta")
+    expect(message).to_be_visible()
+    expect(message.locator(".channel-badge")).to_have_text("In person")
 
 
 def test_schedule_an_activity_from_the_contact_page(page, live_server) -> None:  # type: ignore[no-untyped-def]
