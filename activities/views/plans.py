@@ -248,25 +248,6 @@ def _safe_next(request: HttpRequest) -> bool:
     )
 
 
-@login_required
-@require_POST
-def plan_runs_reassign_all(request: HttpRequest) -> HttpResponse:
-    _require_planner(request)
-    users = user_list(actor=request.user)
-    from_id, to_id = request.POST.get("from_user", ""), request.POST.get("to_user", "")
-    from_user = users.filter(pk=from_id).first() if from_id.isdigit() else None
-    to_user = users.filter(pk=to_id).first() if to_id.isdigit() else None
-    try:
-        if from_user is None or to_user is None:
-            raise DomainError("Choose both the person leaving and the person taking over.")
-        moved = services.plan_runs_reassign_all(from_user=from_user, to_user=to_user, actor=request.user)
-    except DomainError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"{moved} plan run{'s' if moved != 1 else ''} moved from {from_user} to {to_user}.")
-    return redirect("activities:plan_runs")
-
-
 # Included by activities/urls.py under the "activities" namespace.
 urlpatterns: list[URLPattern] = [
     path("plans/", plan_list, name="plan_list"),
@@ -277,5 +258,4 @@ urlpatterns: list[URLPattern] = [
     path("adherence/", adherence, name="adherence"),
     path("plans/runs/", plan_runs, name="plan_runs"),
     path("plans/runs/<int:pk>/<slug:verb>/", plan_run_action, name="plan_run_action"),
-    path("plans/runs/reassign-all/", plan_runs_reassign_all, name="plan_runs_reassign_all"),
 ]
