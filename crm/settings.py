@@ -249,6 +249,8 @@ SPECTACULAR_SETTINGS = {
         "ChannelAccountStatusEnum": "threads.models.ChannelAccount.Status",
         "RawEventStatusEnum": "threads.models.RawEvent.Status",
         "ThreadStatusEnum": "threads.models.Thread.Status",
+        "ChannelEnum": "threads.models.Channel",
+        "ConsentChannelEnum": "contacts.models.Consent.Channel",
     },
 }
 
