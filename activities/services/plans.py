@@ -420,6 +420,13 @@ def plan_assign(
                     f"{assignee} cannot see {contact}; share the contact with their team or choose someone else.",
                     fields={"assignee": ["Cannot see this contact."]}, code="assignee_cannot_see",
                 )  # fmt: skip
+            for step in plan.steps.filter(assignee_rule=PlanStep.Assignee.NAMED_USER).select_related("named_user"):
+                if step.named_user and not visible(Contact.objects.filter(pk=contact.pk), step.named_user).exists():
+                    raise DomainError(
+                        f"Step “{step.subject_template}” is assigned to {step.named_user}, who cannot see {contact}; "
+                        "share the contact with their team or change the step.",
+                        fields={"named_user": ["Cannot see this contact."]}, code="named_user_cannot_see",
+                    )  # fmt: skip
         # Ids the actor cannot see stay in the list: they are skipped (and counted) like any invisible contact.
         ids = requested
     assignment = PlanAssignment.objects.create(
@@ -470,6 +477,9 @@ def _assign_chunk(assignment: PlanAssignment, contact_ids: list[int], *, actor_i
     targets = visible(Contact.objects.filter(pk__in=contact_ids), assignee)
     if assignment.assigned_by_id:
         targets = visible(targets, assignment.assigned_by)
+    # A step assigned to a named user creates that user's activity: they must see the contact too.
+    for named in {s.named_user for s in steps if s.assignee_rule == PlanStep.Assignee.NAMED_USER and s.named_user}:
+        targets = visible(targets, named)
     contacts = {c.pk: c for c in targets.only("pk", "first_name", "last_name", "owner_id", "team_id")}
     if not contacts:
         return 0

@@ -160,3 +160,19 @@ def test_manager_cannot_reach_a_contact_through_a_rep_in_another_team(world) -> 
     )
     assert (assignment.created_runs, assignment.skipped) == (1, 1)
     assert list(PlanRun.objects.values_list("contact_id", flat=True)) == [world.a1_shared.pk]
+
+
+def test_a_named_user_who_cannot_see_the_contact_is_a_clear_error_or_a_skip(world) -> None:
+    steps = [
+        {"key": "call", "kind": "call", "subject_template": "Call {contact.first_name}", "offset_days": 0},
+        {"key": "visit", "kind": "meeting", "subject_template": "Visit", "offset_days": 3,
+         "assignee_rule": "named_user", "named_user": world.b1},
+    ]  # fmt: skip
+    plan = plan_create(actor=world.admin, name="Field visit", steps=steps)
+    with pytest.raises(DomainError) as exc:
+        plan_assign(plan=plan, actor=world.admin, assignee=world.a1, contact_ids=[world.a1_shared.pk])
+    assert exc.value.code == "named_user_cannot_see" and "Visit" in exc.value.message
+    # In a list, such contacts are skipped and counted like any the assignee cannot see.
+    assignment = plan_assign(plan=plan, actor=world.admin, assignee=world.a1,
+                             contact_ids=[world.a1_shared.pk, world.a2_shared.pk])  # fmt: skip
+    assert (assignment.created_runs, assignment.skipped) == (0, 2)
