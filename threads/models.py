@@ -167,6 +167,9 @@ class Thread(models.Model):
     participants = ArrayField(models.CharField(max_length=320), default=list, blank=True)
     message_count = models.PositiveIntegerField(default=0)
     last_message_at = models.DateTimeField(null=True, blank=True)
+    # When the newest message was stored (not sent): unread state compares with this, so late-fetched mail with
+    # an old Date header still makes a thread unread.
+    last_received_at = models.DateTimeField(null=True, blank=True)
     last_inbound_at = models.DateTimeField(null=True, blank=True)
     last_outbound_at = models.DateTimeField(null=True, blank=True)
     awaiting_reply = models.BooleanField(default=False)

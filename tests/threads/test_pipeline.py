@@ -167,3 +167,16 @@ def test_replay_inserts_nothing(world, account) -> None:
     before = Message.objects.count()
     result = raw_events_replay(account=account)
     assert result.created == [] and result.duplicates == 20 and Message.objects.count() == before
+
+
+def test_late_fetched_mail_with_an_old_date_makes_a_read_thread_unread(world, account) -> None:
+    from threads.selectors import inbox_threads
+    from threads.services import thread_mark_read
+
+    identity(world.a1_shared, "ann@example.com")
+    ingest(account, [inbound_email("ann@example.com", subject="First")])
+    thread = Thread.objects.get()
+    thread_mark_read(thread=thread, user=world.a1)
+    old = timezone.now() - dt.timedelta(days=3)  # sent days ago, fetched only now (server outage, import)
+    ingest(account, [inbound_email("ann@example.com", subject="Late", sent_at=old)])
+    assert [t.pk for t in inbox_threads(user=world.a1, unread=True).items] == [thread.pk]

@@ -122,7 +122,7 @@ def thread_list(*, user: User) -> QuerySet[Thread]:
 
 def _unread(user: User) -> Exists:
     return ~Exists(
-        ThreadRead.objects.filter(thread=OuterRef("pk"), user_id=user.pk, read_at__gte=OuterRef("last_message_at"))
+        ThreadRead.objects.filter(thread=OuterRef("pk"), user_id=user.pk, read_at__gte=OuterRef("last_received_at"))
     )
 
 

@@ -33,6 +33,7 @@ _RECOMPUTE_SQL = """
 UPDATE threads_thread t SET
     message_count = COALESCE(a.n, 0),
     last_message_at = a.last,
+    last_received_at = a.received,
     last_inbound_at = a.lin,
     last_outbound_at = a.lout,
     awaiting_reply = COALESCE(a.lin > COALESCE(a.lout, '-infinity'::timestamptz), false),
@@ -41,7 +42,7 @@ UPDATE threads_thread t SET
     participants = COALESCE(p.parts, '{}')
 FROM unnest(%s::bigint[]) AS ids(id)
 LEFT JOIN LATERAL (
-    SELECT count(*) AS n, max(m.sent_at) AS last,
+    SELECT count(*) AS n, max(m.sent_at) AS last, max(m.created_at) AS received,
            max(m.sent_at) FILTER (WHERE m.direction = 'inbound') AS lin,
            max(m.sent_at) FILTER (WHERE m.direction = 'outbound') AS lout,
            (array_agg(m.subject ORDER BY m.sent_at DESC, m.id DESC))[1] AS subject,
@@ -116,7 +117,7 @@ def thread_mark_read(*, thread: Thread, user: User) -> ThreadRead:
     _check(thread, user)
     now = timezone.now()
     # A message stamped in the future (a sender's clock ahead of ours) must not keep the thread unread forever.
-    read_at = max(now, thread.last_message_at) if thread.last_message_at else now
+    read_at = max(now, thread.last_received_at) if thread.last_received_at else now
     ThreadRead.objects.bulk_create(
         [ThreadRead(thread=thread, user=user, read_at=read_at)],
         update_conflicts=True, unique_fields=["thread", "user"], update_fields=["read_at"],

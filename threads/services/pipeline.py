@@ -589,6 +589,7 @@ def _update_threads(rows: list[tuple[int, NormalizedMessage, int | None, int | N
             """
             UPDATE threads_thread t SET
                 message_count = t.message_count + v.n,
+                last_received_at = clock_timestamp(),
                 last_message_at = GREATEST(t.last_message_at, v.last),
                 last_inbound_at = GREATEST(t.last_inbound_at, v.lin),
                 last_outbound_at = GREATEST(t.last_outbound_at, v.lout),
