@@ -140,7 +140,6 @@ def test_sigkill_mid_batch_then_restart_stores_every_message_once(world, redis_c
     finally:
         _kill(worker)
         redis_client.delete(QUEUE)
-        app.pool.force_close_all()
     messages = Message.objects.filter(channel_account=account)
     assert messages.count() == EVENTS
     assert messages.values("external_id").distinct().count() == EVENTS
