@@ -17,6 +17,7 @@ from tests.threads.conversation_helpers import (
 from tests.threads.factories import ChannelAccountFactory
 from threads import selectors
 from threads.models import ChannelAccount, Thread
+from threads.selectors import channels as channel_selectors
 from threads.services.conversations import thread_assign, thread_close, thread_mark_read
 
 pytestmark = pytest.mark.django_db
@@ -173,9 +174,9 @@ def test_unmatched_queue_is_visible_through_the_account(world) -> None:
 
 
 def test_channel_accounts_and_dead_letters(world, account, b_account) -> None:
-    assert list(selectors.channel_accounts(user=world.a2)) == [account]
+    assert list(channel_selectors.channel_account_list(user=world.a2)) == [account]
     with pytest.raises(NotFound):
-        selectors.channel_account_get(user=world.a1, pk=b_account.pk)
+        channel_selectors.channel_account_get(user=world.a1, pk=b_account.pk)
     from threads.models import RawEvent
 
     RawEvent.objects.create(channel_account=account, provider_event_id="bad", event_type="email", payload=b"x",

@@ -25,6 +25,7 @@ from threads import selectors
 from threads.connectors import Party
 from threads.models import Channel, Message, Thread
 from threads.selectors import ACCOUNT_IDENTITY_KIND, Page, latest_inbound
+from threads.selectors import channels as channel_selectors
 from threads.services import conversations
 from threads.services.send import ACCOUNT_CHANNEL, message_send
 
@@ -244,7 +245,7 @@ class ThreadViewSet(viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            account = selectors.channel_account_get(user=request.user, pk=data["account"])
+            account = channel_selectors.channel_account_get(user=request.user, pk=data["account"])
         except NotFound:
             raise serializers.ValidationError({"account": ["No such channel account."]}) from None
         kind = ACCOUNT_IDENTITY_KIND.get(account.kind, "other")

@@ -26,6 +26,7 @@ from contacts.models import Contact, ContactIdentity
 from crm.errors import DomainError, NotFound
 from threads.connectors import sender_for
 from threads.models import Attachment, Channel, ChannelAccount, Direction, Message, RawEvent, Thread, ThreadRead
+from threads.selectors.channels import channel_account_list
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -270,18 +271,7 @@ def unmatched_messages(*, user: User, cursor: str | None = None, limit: int = DE
     return Page(items=rows, next=encode_cursor(last.sent_at, last.pk) if more and last else None)
 
 
-# --- Channel accounts -----------------------------------------------------------------------------------------
-
-
-def channel_accounts(*, user: User) -> QuerySet[ChannelAccount]:
-    return visible(ChannelAccount.objects.all(), user).select_related("owner", "team").order_by("name", "id")
-
-
-def channel_account_get(*, user: User, pk: int) -> ChannelAccount:
-    account = channel_accounts(user=user).filter(pk=pk).first()
-    if account is None:
-        raise NotFound("No such channel account.")
-    return account
+# --- Channel accounts (lists and lookups live in threads.selectors.channels) ----------------------------------
 
 
 def account_dead_letters(account: ChannelAccount, *, limit: int = 100) -> list[RawEvent]:
@@ -336,7 +326,7 @@ def reply_options(*, user: User, thread: Thread) -> ReplyOptions:
     """
     accounts = [
         a
-        for a in channel_accounts(user=user).filter(
+        for a in channel_account_list(user=user).filter(
             status__in=[ChannelAccount.Status.ACTIVE, ChannelAccount.Status.FAILING],
             kind__in=list(ACCOUNT_IDENTITY_KIND),
         )

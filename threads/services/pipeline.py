@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -101,8 +102,6 @@ def raw_events_store(*, account: ChannelAccount, events: Sequence[RawEventIn]) -
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value, default=str)
 
 
@@ -192,19 +191,23 @@ def raw_events_process(
     return result
 
 
+def raw_events_drain(*, account: ChannelAccount, cursor: dict[str, Any] | None = None) -> IngestResult:
+    """Process every pending raw event of the account, batch by batch (each batch its own transaction, carrying
+    ``cursor``), until none is left: this call's events and any a killed worker left behind."""
+    result = IngestResult()
+    while True:
+        result.merge(raw_events_process(account=account, cursor=cursor))
+        if not RawEvent.objects.filter(channel_account=account, status=RawEvent.Status.PENDING).exists():
+            return result
+
+
 def ingest_fetched(
     *, account: ChannelAccount, events: Sequence[RawEventIn], cursor: dict[str, Any] | None
 ) -> IngestResult:
     """What a poller calls per fetched page: store the raw events (committed first), then process every pending
-    event of the account (this page's, and any a killed worker left behind) with the new cursor, atomically."""
+    event of the account with the new cursor, atomically."""
     raw_events_store(account=account, events=events)
-    result = IngestResult()
-    while True:
-        batch = raw_events_process(account=account, cursor=cursor)
-        result.merge(batch)
-        more = RawEvent.objects.filter(channel_account=account, status=RawEvent.Status.PENDING).exists()
-        if not more:
-            break
+    result = raw_events_drain(account=account, cursor=cursor)
     if cursor is not None and not events:
         ChannelAccount.objects.filter(pk=account.pk).update(cursor=cursor)
     return result

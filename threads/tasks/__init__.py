@@ -20,8 +20,11 @@ from collections.abc import Iterator
 from celery import shared_task
 from django.conf import settings
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import Notification
+from accounts.services import notification_create
 from crm.celery import bounded_countdown
 from threads.connectors import ChannelAuthError, ChannelRateLimited, ChannelUnavailable, ConnectorError, poller_for
 from threads.models import ChannelAccount, RawEvent
@@ -94,16 +97,12 @@ def channel_sync(account_id: int) -> str:
 
 
 def _notify_owner(account: ChannelAccount, message: str) -> None:
-    if not account.owner_id:
+    if account.owner is None:
         return
-    from django.urls import reverse
-
-    from accounts.models import Notification
-
-    Notification.objects.get_or_create(
-        user_id=account.owner_id, dedupe_key=f"channel-reauth:{account.pk}:{timezone.now():%Y-%m-%d}",
-        defaults={"message": message[:500], "level": Notification.Level.ALERT,
-                  "url": reverse("threads:account_detail", args=[account.pk])},
+    notification_create(
+        user=account.owner, message=message, level=Notification.Level.ALERT,
+        url=reverse("threads:account_detail", args=[account.pk]),
+        dedupe_key=f"channel-reauth:{account.pk}:{timezone.now():%Y-%m-%d}",
     )  # fmt: skip
 
 
@@ -125,17 +124,12 @@ def channels_poll_due_task() -> int:
 
 @shared_task(name="threads.tasks.raw_events_process_task")
 def raw_events_process_task(account_id: int) -> int:
-    from threads.services.pipeline import raw_events_process
+    from threads.services.pipeline import raw_events_drain
 
     account = ChannelAccount.objects.filter(pk=account_id).first()
     if account is None:
         return 0
-    created = 0
-    while True:
-        result = raw_events_process(account=account)
-        created += len(result.created)
-        if not RawEvent.objects.filter(channel_account=account, status=RawEvent.Status.PENDING).exists():
-            return created
+    return len(raw_events_drain(account=account).created)
 
 
 @shared_task(name="threads.tasks.raw_events_sweep_task")

@@ -11,19 +11,20 @@ from django.views.decorators.http import require_POST
 from crm.errors import DomainError
 from threads import selectors
 from threads.models import RawEvent
+from threads.selectors import channels as channel_selectors
 from threads.services.channel_accounts import channel_account_pause, channel_account_resume, channel_account_sync_now
 from threads.services.pipeline import raw_events_retry
 
 
 @login_required
 def account_list(request: HttpRequest) -> HttpResponse:
-    accounts = list(selectors.channel_accounts(user=request.user))
+    accounts = list(channel_selectors.channel_account_list(user=request.user))
     return render(request, "threads/account_list.html", {"accounts": accounts, "page_title": "Channels"})
 
 
 @login_required
 def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    account = selectors.channel_account_get(user=request.user, pk=pk)
+    account = channel_selectors.channel_account_get(user=request.user, pk=pk)
     dead = selectors.account_dead_letters(account)
     return render(
         request,
@@ -39,7 +40,7 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def account_retry(request: HttpRequest, pk: int) -> HttpResponse:
     """Put dead letters back in the queue: the ticked ones, or every one of the account when none is ticked."""
-    account = selectors.channel_account_get(user=request.user, pk=pk)
+    account = channel_selectors.channel_account_get(user=request.user, pk=pk)
     ids = [int(v) for v in request.POST.getlist("event") if v.isdigit()]
     dead = RawEvent.objects.filter(channel_account=account, status=RawEvent.Status.DEAD)
     if ids:
@@ -53,7 +54,7 @@ def account_retry(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _account_action(request: HttpRequest, pk: int, action, done: str) -> HttpResponse:  # type: ignore[no-untyped-def]
-    account = selectors.channel_account_get(user=request.user, pk=pk)
+    account = channel_selectors.channel_account_get(user=request.user, pk=pk)
     try:
         action(account=account, actor=request.user)
     except DomainError as exc:
