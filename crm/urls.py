@@ -11,6 +11,8 @@ from contacts import api as contacts_api
 from crm import views as crm_views
 from threads import api as threads_api
 from threads.api.inbound import InboundWebhookView
+from threads.api.meta_webhook import facebook_webhook
+from threads.api.twilio_webhook import twilio_sms_webhook, twilio_status_webhook
 
 router = DefaultRouter()
 router.register("users", accounts_api.UserViewSet, basename="user")
@@ -38,6 +40,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Before the router: the signed webhook authenticates by its signature, not a session or token.
     path("api/v1/inbound/<slug:source>/", InboundWebhookView.as_view(), name="inbound_webhook"),
+    # Providers' webhooks: authenticated by their signatures (Meta X-Hub-Signature-256, X-Twilio-Signature).
+    path("webhooks/facebook/", facebook_webhook, name="facebook_webhook"),
+    path("webhooks/twilio/sms/", twilio_sms_webhook, name="twilio_sms_webhook"),
+    path("webhooks/twilio/status/", twilio_status_webhook, name="twilio_status_webhook"),
     path("api/v1/", include(router.urls)),
     path("api/v1/auth/", include("rest_framework.urls", namespace="rest_framework")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

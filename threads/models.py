@@ -263,6 +263,9 @@ class Message(models.Model):
     body_visible_to = ArrayField(models.BigIntegerField(), default=list, blank=True)
     seen_by = ArrayField(models.BigIntegerField(), default=list, blank=True, help_text="Channel account ids.")
     delivery = models.CharField(max_length=16, choices=Delivery.choices, blank=True, default="")
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="The provider reported it deleted (a tweet, a comment); kept, marked."
+    )
     meta = models.JSONField(default=dict, blank=True, help_text="Channel details: headers, duration, outcome.")
     created_by = models.ForeignKey(
         User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False, db_constraint=False

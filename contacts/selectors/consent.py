@@ -39,6 +39,27 @@ def contact_can_be_contacted(contact: Contact, channel: str) -> bool:
     return legal_basis in _BASES_WITHOUT_OPT_IN
 
 
+def contact_reply_block_reason(contact: Contact, channel: str) -> str:
+    """Why a rep may not answer ``contact`` on ``channel`` ("" when they may). Replies in a conversation the
+    person started need no opt-in, but an opt-out of the channel, or do-not-contact, stops every outbound
+    message: a DM, an SMS, a comment reply, an e-mail. One query."""
+    row = (
+        Contact.objects.filter(pk=contact.pk)
+        .annotate(channel_consent=FilteredRelation("consents", condition=Q(consents__channel=channel)))
+        .values_list("do_not_contact", "channel_consent__status")
+        .first()
+    )
+    if row is None:
+        return "The contact no longer exists."
+    do_not_contact, status = row
+    if do_not_contact:
+        return f"{contact} is marked do-not-contact."
+    if status == Consent.Status.OPTED_OUT:
+        label = Consent.Channel(channel).label if channel in Consent.Channel.values else channel
+        return f"{contact} opted out of {label}."
+    return ""
+
+
 def contact_consents(*, user: User, contact: Contact) -> list[dict[str, object]]:
     """One entry per channel, in channel order; channels without a row show as unknown. ``contact`` is already
     known to be visible (it came from contact_get)."""

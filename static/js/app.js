@@ -108,4 +108,25 @@
   document.addEventListener("DOMContentLoaded", function () {
     scheduleDismissal(document);
   });
+
+  // Reply form: when the chosen channel is one the contact opted out of, disable Send and say why.
+  function syncReplyBlocked() {
+    var data = document.getElementById("reply-blocked-data");
+    var picker = document.getElementById("id_account");
+    var button = document.getElementById("reply-send");
+    var reason = document.getElementById("reply-blocked-reason");
+    if (!data || !picker || !button || !reason) {
+      return;
+    }
+    var blocked = JSON.parse(data.textContent || "{}");
+    var why = blocked[picker.value] || "";
+    button.disabled = why !== "";
+    reason.textContent = why;
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target && event.target.id === "id_account") {
+      syncReplyBlocked();
+    }
+  });
+  document.addEventListener("DOMContentLoaded", syncReplyBlocked);
 })();

@@ -58,7 +58,7 @@ ErrorSerializer = inline_serializer(
 )
 
 
-def _read_body(request: Request, limit: int) -> bytes | None:
+def read_limited_body(request: Request, limit: int) -> bytes | None:
     """At most ``limit`` bytes of the body, or None when it is longer. Reads ``limit + 1`` so a lying or missing
     Content-Length cannot make us buffer more than that."""
     stream = request.stream
@@ -120,7 +120,7 @@ class InboundWebhookView(APIView):
         declared = request.META.get("CONTENT_LENGTH") or "0"
         if declared.isdigit() and int(declared) > limit:
             return too_large
-        body = _read_body(request, limit)
+        body = read_limited_body(request, limit)
         if body is None:
             return too_large
         if not signature_valid(webhook_secret(account), body, request.headers.get(SIGNATURE_HEADER)):

@@ -104,6 +104,9 @@ class NormalizedMessage:
     created_by_id: int | None = None
     contact_id: int | None = None  # set when the caller already knows the contact (manual logging, replies)
     thread_id: int | None = None  # set when the caller already knows the thread (replies, manual logging)
+    # The provider says it was deleted (a deleted tweet or comment): the stored message is marked, never dropped;
+    # a deletion seen before the message itself stores a tombstone that the later copy cannot resurrect.
+    deleted: bool = False
 
     def key(self) -> str:
         return self.global_key or f"{self.channel}:{self.external_id}"
@@ -143,12 +146,52 @@ class SendResult:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class PublicPost:
+    """A public post fetched for listening (a tweet from recent search, a page-feed post, a blog comment). It is
+    not a conversation message: listening stores it once per source and runs its rules over it."""
+
+    external_id: str
+    channel: str  # twitter, facebook, blog, blog_comment, web …
+    text: str
+    posted_at: dt.datetime
+    url: str = ""
+    title: str = ""
+    author: Party | None = None  # kind/address as a contact identity key, with handle and display name
+    lang: str = ""  # ISO 639-1 when the provider says
+    latitude: float | None = None
+    longitude: float | None = None
+    place: str = ""
+    deleted: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PostPage:
+    """What one fetch returned, and the cursor the next fetch starts from (committed with the posts)."""
+
+    posts: list[PublicPost]
+    cursor: dict[str, Any]
+    more: bool = False  # the fetch stopped at a page limit: call again with ``cursor`` soon
+
+
 Normalizer = Callable[["RawEvent", "ChannelAccount"], list[NormalizedMessage]]
 Poller = Callable[["ChannelAccount"], None]
 Sender = Callable[["ChannelAccount", OutgoingDraft], SendResult]
 DraftPreparer = Callable[["ChannelAccount", OutgoingDraft, "Thread", "Message | None"], OutgoingDraft]
 
+# ``fetch(account, config, cursor) → PostPage``: a listening source that runs through a connected social account
+# (``twitter_search``: config["query"] in the provider's syntax; ``facebook_page``: config["page_id"]). It raises the
+# connector errors above, like a poller.
+PostFetcher = Callable[["ChannelAccount", dict[str, Any], dict[str, Any]], PostPage]
+
+# ``test(account) → str``: one cheap authenticated call (who am I / page info / account fetch); returns a line to
+# show ("Connected as @acme (id 123)") or raises the connector errors above.
+ConnectionTest = Callable[["ChannelAccount"], str]
+
 _NORMALIZERS: dict[str, Normalizer] = {}
+_CONNECTION_TESTS: dict[str, ConnectionTest] = {}
+_POST_FETCHERS: dict[str, PostFetcher] = {}
 _POLLERS: dict[str, Poller] = {}
 _SENDERS: dict[str, Sender] = {}
 _PREPARERS: dict[str, DraftPreparer] = {}
@@ -168,6 +211,22 @@ def register_sender(account_kind: str, fn: Sender, *, prepare: DraftPreparer | N
     _SENDERS[account_kind] = fn
     if prepare is not None:
         _PREPARERS[account_kind] = prepare
+
+
+def register_connection_test(account_kind: str, fn: ConnectionTest) -> None:
+    _CONNECTION_TESTS[account_kind] = fn
+
+
+def connection_test_for(account_kind: str) -> ConnectionTest | None:
+    return _CONNECTION_TESTS.get(account_kind)
+
+
+def register_post_fetcher(source_kind: str, fn: PostFetcher) -> None:
+    _POST_FETCHERS[source_kind] = fn
+
+
+def post_fetcher_for(source_kind: str) -> PostFetcher | None:
+    return _POST_FETCHERS.get(source_kind)
 
 
 def normalizer_for(event_type: str) -> Normalizer:

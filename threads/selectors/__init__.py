@@ -23,6 +23,7 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from accounts.models import User
 from accounts.selectors import can_see, visibility_q, visible
 from contacts.models import Contact, ContactIdentity
+from contacts.selectors.consent import contact_reply_block_reason
 from crm.errors import DomainError, NotFound
 from threads.connectors import sender_for
 from threads.models import Attachment, Channel, ChannelAccount, Direction, Message, RawEvent, Thread, ThreadRead
@@ -304,6 +305,7 @@ class ReplyOptions:
     default_account: ChannelAccount | None = None
     default_recipient: ReplyRecipient | None = None
     subject: str = ""
+    blocked: dict[int, str] = field(default_factory=dict)  # account id → why the contact may not be sent to there
 
     def recipients_for(self, account: ChannelAccount) -> list[ReplyRecipient]:
         kind = ACCOUNT_IDENTITY_KIND.get(account.kind)
@@ -343,6 +345,8 @@ def reply_options(*, user: User, thread: Thread) -> ReplyOptions:
     options = ReplyOptions(accounts=accounts, recipients=recipients)
     if not accounts:
         return options
+    reasons = {kind: contact_reply_block_reason(thread.contact, kind) for kind in {a.kind for a in accounts}}
+    options.blocked = {a.pk: reasons[a.kind] for a in accounts if reasons[a.kind]}
     latest = latest_inbound(thread=thread)
     if latest is not None:
         options.subject = reply_subject(latest.subject) if latest.channel == Channel.EMAIL else ""

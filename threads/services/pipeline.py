@@ -50,6 +50,7 @@ class IngestResult:
     unmatched: int = 0  # stored without a contact (unknown author, "unmatched" policy)
     leads_created: int = 0
     dead: int = 0  # raw events dead-lettered (raw_events_process only)
+    deleted: int = 0  # messages newly marked deleted by the provider
 
     def merge(self, other: IngestResult) -> None:
         self.created += other.created
@@ -57,6 +58,7 @@ class IngestResult:
         self.unmatched += other.unmatched
         self.leads_created += other.leads_created
         self.dead += other.dead
+        self.deleted += other.deleted
 
 
 # --- Raw events ------------------------------------------------------------------------------------------------
@@ -318,6 +320,56 @@ def _resolve_identities(parties: Iterable[Party]) -> dict[tuple[str, str], tuple
         return {(kind, normalized): (iid, cid) for kind, normalized, iid, cid in cursor.fetchall()}
 
 
+_SOCIAL_KINDS = ("twitter", "facebook")
+
+
+def _resolve_social_handles(parties: Iterable[Party], known: dict[tuple[str, str], tuple[int, int]]) -> None:
+    """A social user's numeric id is the stable key; the handle is a label that can change.
+
+    - An identity someone entered as ``@handle`` is upgraded to the numeric id the first time a message shows both,
+      so it keeps matching after the person renames themselves.
+    - An identity found by id whose stored handle differs gets the new handle; older messages keep the handle
+      they were written under in their author fields.
+    """
+    social = {
+        (p.kind, p.address): p.handle
+        for p in parties
+        if p.kind in _SOCIAL_KINDS and p.handle and p.address and not p.address.startswith("@")
+    }
+    if not social:
+        return
+    missing = {key: "@" + handle.lower() for key, handle in social.items() if key not in known}
+    with connection.cursor() as cursor:
+        if missing:
+            kinds = [k for k, _ in missing]
+            handles = list(missing.values())
+            cursor.execute(
+                "SELECT i.kind, i.normalized, i.id, i.contact_id FROM contacts_contactidentity i "
+                "JOIN unnest(%s::varchar[], %s::varchar[]) AS k(kind, normalized) "
+                "ON i.kind = k.kind AND i.normalized = k.normalized",
+                [kinds, handles],
+            )
+            by_handle = {(kind, normalized): (iid, cid) for kind, normalized, iid, cid in cursor.fetchall()}
+            for (kind, address), handle_key in missing.items():
+                hit = by_handle.get((kind, handle_key))
+                if hit is None:
+                    continue
+                cursor.execute(
+                    "UPDATE contacts_contactidentity SET normalized = %s WHERE id = %s "
+                    "AND NOT EXISTS (SELECT 1 FROM contacts_contactidentity WHERE kind = %s AND normalized = %s)",
+                    [address, hit[0], kind, address],
+                )
+                known[(kind, address)] = hit
+        ids = {known[key][0]: handle for key, handle in social.items() if key in known}
+        if ids:
+            cursor.execute(
+                "UPDATE contacts_contactidentity i SET handle = k.handle, value = k.handle "
+                "FROM unnest(%s::bigint[], %s::varchar[]) AS k(id, handle) "
+                "WHERE i.id = k.id AND i.handle IS DISTINCT FROM k.handle",
+                [list(ids), list(ids.values())],
+            )
+
+
 def _lead_name(party: Party) -> tuple[str, str]:
     name = (party.name or "").strip()
     if not name:
@@ -421,7 +473,9 @@ def ingest_batch(*, account: ChannelAccount | None, messages: Sequence[Normalize
         return result
     # 1. Identity resolution: one query for every party of the batch.
     needs_contact = [m for m in messages if m.contact_id is None]
-    known = _resolve_identities(p for m in needs_contact for p in [*_parties(m), *([m.author] if m.author else [])])
+    batch_parties = [p for m in needs_contact for p in [*_parties(m), *([m.author] if m.author else [])]]
+    known = _resolve_identities(batch_parties)
+    _resolve_social_handles(batch_parties, known)
     unknown_first: list[Party] = []
     for m in needs_contact:
         parties = _parties(m)
@@ -528,6 +582,14 @@ def ingest_batch(*, account: ChannelAccount | None, messages: Sequence[Normalize
                 "WHERE m.global_key = s.global_key AND NOT (%s::bigint = ANY(m.seen_by))",
                 [account.pk, private, private, visible_to, account.pk],
             )
+        deleted_keys = [m.key()[:600] for m in messages if m.deleted]
+        if deleted_keys:
+            # After the insert, so a deletion that arrives before its message leaves a marked tombstone.
+            cursor.execute(
+                "UPDATE threads_message SET deleted_at = %s WHERE global_key = ANY(%s) AND deleted_at IS NULL",
+                [now, deleted_keys],
+            )
+            result.deleted = cursor.rowcount
     result.duplicates = len(messages) - len(inserted)
     # 4. Attachments, threads, contacts: only for what is new.
     new_rows = []

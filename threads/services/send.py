@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import can_see
+from contacts.selectors.consent import contact_reply_block_reason
 from crm.errors import DomainError, NotFound
 from threads.connectors import (
     AttachmentIn,
@@ -69,6 +70,10 @@ def message_send(
         )
     if sender_for(account.kind) is None or account.kind not in ACCOUNT_CHANNEL:
         raise DomainError(f"{account.get_kind_display()} accounts cannot send.", code="channel_cannot_send")
+    # Sending account kinds (email, sms, twitter, facebook) are also the consent channels' names.
+    blocked = contact_reply_block_reason(thread.contact, account.kind)
+    if blocked:
+        raise DomainError(f"Not sent: {blocked}", code="consent_opted_out")
     if not to:
         raise DomainError("Choose whom to send it to.", fields={"to": ["Required."]}, code="no_recipient")
     if not body_text.strip():

@@ -129,7 +129,10 @@ def _detail_context(request: HttpRequest, thread: Thread, reply_form: ReplyForm 
     page = selectors.thread_messages(user=request.user, thread=thread, before=request.GET.get("before"), limit=50)
     options = selectors.reply_options(user=request.user, thread=thread)
     people = list(user_list(actor=request.user).order_by("username"))
+    default = options.default_account
     return {
+        "blocked_reasons": {str(pk): reason for pk, reason in options.blocked.items()},
+        "default_blocked": options.blocked.get(default.pk, "") if default else "",
         "thread": thread, "contact": thread.contact, "messages_page": page.items, "older_cursor": page.next,
         "options": options, "reply_form": reply_form or ReplyForm(options=options),
         "assign_form": AssignForm(people=people, initial={"assignee": thread.assignee_id}),

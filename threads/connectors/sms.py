@@ -1,0 +1,1 @@
+"""sms connector (being written)."""
