@@ -1,6 +1,7 @@
 from django.urls import path
 
 from threads import views
+from threads.views import connect
 
 app_name = "threads"
 urlpatterns = [
@@ -18,7 +19,11 @@ urlpatterns = [
     path("attachments/<int:pk>/", views.attachment, name="attachment"),
     path("contact/<int:contact_id>/", views.contact_conversation, name="contact"),
     path("channels/", views.account_list, name="accounts"),
+    path("channels/connect/", connect.account_connect, name="account_connect"),
+    path("channels/connect/<slug:kind>/", connect.account_connect, name="account_connect_kind"),
     path("channels/<int:pk>/", views.account_detail, name="account_detail"),
+    path("channels/<int:pk>/edit/", connect.account_edit, name="account_edit"),
+    path("channels/<int:pk>/test/", connect.account_test, name="account_test"),
     path("channels/<int:pk>/retry/", views.account_retry, name="account_retry"),
     path("channels/<int:pk>/sync/", views.account_sync, name="account_sync"),
     path("channels/<int:pk>/pause/", views.account_pause, name="account_pause"),

@@ -11,7 +11,7 @@ from django.test import Client, override_settings
 
 from accounts.models import Visibility
 from contacts.models import ContactIdentity
-from threads.api.inbound import _read_body
+from threads.api.inbound import read_limited_body
 from threads.connectors.webhook import sign
 from threads.models import ChannelAccount, Message, RawEvent
 from threads.services.channel_accounts import channel_account_create, channel_account_pause
@@ -154,9 +154,9 @@ def test_body_read_is_bounded_whatever_the_declared_length() -> None:
     class Stub:
         stream = io.BytesIO(b"a" * 1000)
 
-    assert _read_body(Stub(), 999) is None  # type: ignore[arg-type]
+    assert read_limited_body(Stub(), 999) is None  # type: ignore[arg-type]
     Stub.stream = io.BytesIO(b"a" * 1000)
-    assert _read_body(Stub(), 1000) == b"a" * 1000  # type: ignore[arg-type]
+    assert read_limited_body(Stub(), 1000) == b"a" * 1000  # type: ignore[arg-type]
 
 
 def test_invalid_json_is_400_and_nothing_is_stored(source, queued, django_capture_on_commit_callbacks) -> None:

@@ -23,8 +23,9 @@ from django.utils import timezone
 
 from accounts.models import Team, User, Visibility
 from accounts.selectors import can_see, user_team_ids
-from contacts.identities import normalize_email
+from contacts.identities import normalize_email, normalize_phone
 from crm.errors import DomainError, NotFound
+from threads.connectors import ChannelAuthError, ConnectorError, connection_test_for
 from threads.models import ChannelAccount
 
 Kind = ChannelAccount.Kind
@@ -97,6 +98,18 @@ def _clean_email(address: str, config: dict[str, Any], credentials: dict[str, An
     return address, cleaned
 
 
+def _clean_phone(address: str) -> str:
+    """Our SMS number in E.164: inbound webhooks find the account by it, so "0555 …" and "+1 555 …" must agree."""
+    try:
+        return normalize_phone(address)
+    except ValidationError:
+        raise DomainError(
+            "The SMS number must be a phone number, in international format (+1555…).",
+            fields={"address": ["Not a phone number."]},
+            code="invalid_phone",
+        ) from None
+
+
 def _clean_slug(slug: str | None, *, exclude_pk: int | None = None) -> str:
     slug = (slug or "").strip().lower()
     if not _SLUG_RE.match(slug):
@@ -140,6 +153,9 @@ def channel_account_create(
     issued = ""
     if kind == Kind.EMAIL:
         address, config = _clean_email(address, config, credentials)
+        slug = None
+    elif kind == Kind.SMS:
+        address = _clean_phone(address)
         slug = None
     elif kind == Kind.WEBHOOK:
         slug = _clean_slug(slug)
@@ -198,6 +214,8 @@ def channel_account_update(*, account: ChannelAccount, actor: User, **changes: A
     address = changes.get("address", account.address)
     if account.kind == Kind.EMAIL:
         address, config = _clean_email(address, config, credentials)
+    elif account.kind == Kind.SMS and "address" in changes:
+        address = _clean_phone(str(address))
     if "slug" in changes:
         if account.kind != Kind.WEBHOOK and not changes["slug"]:
             account.slug = None
@@ -206,8 +224,35 @@ def channel_account_update(*, account: ChannelAccount, actor: User, **changes: A
     account.address, account.config = str(address)[:320], config
     if credentials != stored:
         account.credentials = json.dumps(credentials)
+        if account.status == ChannelAccount.Status.NEEDS_REAUTH:
+            # New credentials are the fix a needs-re-auth account waits for: poll again at once.
+            account.status, account.consecutive_failures = ChannelAccount.Status.ACTIVE, 0
+            account.last_error, account.next_sync_at = "", None
     account.save()
     return account
+
+
+def channel_account_test(*, account: ChannelAccount, actor: User) -> str:
+    """One cheap authenticated call to the provider with the stored credentials. Returns what it saw ("Connected as
+    @acme"); raises DomainError saying what is wrong. A refused login marks the account needs-re-auth, a success
+    clears that state. Not in a transaction: the provider call must not hold database locks."""
+    _require_visible(actor, account)
+    test = connection_test_for(account.kind)
+    if test is None:
+        raise DomainError(f"{account.get_kind_display()} accounts have nothing to test.", code="not_testable")
+    try:
+        result = test(account)
+    except ChannelAuthError as exc:
+        ChannelAccount.objects.filter(pk=account.pk).update(
+            status=ChannelAccount.Status.NEEDS_REAUTH, last_error=str(exc)[:4000]
+        )
+        raise DomainError(str(exc), code="auth_refused") from None
+    except ConnectorError as exc:
+        raise DomainError(str(exc) or exc.__class__.__name__, code="connection_failed") from None
+    ChannelAccount.objects.filter(pk=account.pk, status=ChannelAccount.Status.NEEDS_REAUTH).update(
+        status=ChannelAccount.Status.ACTIVE, consecutive_failures=0, last_error=""
+    )
+    return result
 
 
 def _credentials(account: ChannelAccount) -> dict[str, Any]:

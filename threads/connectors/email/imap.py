@@ -307,3 +307,19 @@ def poll_account(account: ChannelAccount) -> None:
     account.cursor = cursor
     account.reported_count = reported
     ChannelAccount.objects.filter(pk=account.pk).update(reported_count=reported)
+
+
+def test_connection(account: ChannelAccount) -> str:
+    """Log in and open the folders we watch: the connection test of the channel page."""
+    s = imap_settings(account)
+    with imap_session(account) as conn:
+        missing = []
+        for folder in watched_folders(account):
+            status, _ = conn.select(quote_mailbox(folder), readonly=True)
+            if status != "OK":
+                missing.append(folder)
+    if missing:
+        raise ConnectorError(
+            f"Logged in to {s.host} as {s.username}, but these folders do not exist: {', '.join(missing)}."
+        )
+    return f"Logged in to {s.host} as {s.username}; watching {', '.join(watched_folders(account))}."

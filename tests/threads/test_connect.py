@@ -1,0 +1,169 @@
+"""Channel set-up pages: connect an account of every kind, re-enter credentials, test the connection, and the
+needs-re-auth banner with its fix-it link. Provider calls go through the connection-test registry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import Visibility
+from tests.threads.factories import ChannelAccountFactory
+from threads import connectors
+from threads.connectors import ChannelAuthError, ChannelUnavailable
+from threads.models import ChannelAccount
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fake_tests(monkeypatch):  # type: ignore[no-untyped-def]
+    """Replace the registered connection tests with scripted answers, restored after the test."""
+    answers: dict[str, object] = {}
+
+    def tester(account: ChannelAccount) -> str:
+        answer = answers[account.kind]
+        if isinstance(answer, Exception):
+            raise answer
+        return str(answer)
+
+    for kind in ("email", "twitter", "facebook", "sms"):
+        monkeypatch.setitem(connectors._CONNECTION_TESTS, kind, tester)
+    return answers
+
+
+def test_connect_page_lists_every_kind(client, world) -> None:
+    client.force_login(world.ma)
+    page = client.get(reverse("threads:account_connect")).content.decode()
+    for kind in ("email", "twitter", "facebook", "sms", "webhook"):
+        assert reverse("threads:account_connect_kind", args=[kind]) in page
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields", "expect"),
+    [
+        ("twitter", {"access_token": "tok-1"}, {"credentials": {"access_token": "tok-1"}}),
+        ("facebook", {"page_id": "1122", "page_access_token": "EAAB"}, {"config": {"page_id": "1122"}}),
+        ("sms", {"address": "+1 (415) 555-0100", "account_sid": "AC1", "auth_token": "t"}, {"address": "+14155550100"}),
+    ],
+)
+def test_manager_connects_a_team_account(client, world, kind, fields, expect) -> None:
+    client.force_login(world.ma)
+    data = {"name": f"Our {kind}", "visibility": Visibility.TEAM, "team": world.team_a.pk,
+            "unknown_policy": "create_lead", **fields}  # fmt: skip
+    response = client.post(reverse("threads:account_connect_kind", args=[kind]), data)
+    account = ChannelAccount.objects.get(name=f"Our {kind}")
+    assert response.status_code == 302 and response.url == reverse("threads:account_detail", args=[account.pk])
+    assert account.kind == kind and account.team == world.team_a and account.owner == world.ma
+    creds = json.loads(account.credentials)
+    for key, value in expect.get("credentials", {}).items():
+        assert creds[key] == value
+    for key, value in expect.get("config", {}).items():
+        assert account.config[key] == value
+    if "address" in expect:
+        assert account.address == expect["address"]
+    # Secrets never come back to the browser.
+    page = client.get(reverse("threads:account_edit", args=[account.pk])).content.decode()
+    for value in fields.values():
+        if value in ("tok-1", "EAAB", "t"):
+            assert f'value="{value}"' not in page
+
+
+def test_bad_sms_number_is_a_form_error(client, world) -> None:
+    client.force_login(world.ma)
+    response = client.post(
+        reverse("threads:account_connect_kind", args=["sms"]),
+        {"name": "SMS", "visibility": Visibility.TEAM, "team": world.team_a.pk, "unknown_policy": "create_lead",
+         "address": "not a number", "account_sid": "AC1", "auth_token": "t"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert "international format" in response.content.decode()
+    assert not ChannelAccount.objects.filter(kind="sms").exists()
+
+
+def test_rep_cannot_share_an_account_with_the_team(client, world) -> None:
+    client.force_login(world.a1)
+    response = client.post(
+        reverse("threads:account_connect_kind", args=["twitter"]),
+        {"name": "X", "visibility": Visibility.TEAM, "team": world.team_a.pk, "unknown_policy": "create_lead",
+         "access_token": "tok"},
+    )  # fmt: skip
+    assert response.status_code == 200 and "Managers and admins only" in response.content.decode()
+    assert not ChannelAccount.objects.filter(kind="twitter").exists()
+
+
+def test_needs_reauth_banner_links_to_the_fix_and_new_credentials_reactivate(client, world) -> None:
+    account = ChannelAccountFactory(
+        kind="twitter", owner=world.ma, team=world.team_a, address="@ourco", status="needs_reauth",
+        last_error="401 Unauthorized: token expired", credentials=json.dumps({"access_token": "old"}),
+    )  # fmt: skip
+    client.force_login(world.ma)
+    page = client.get(reverse("threads:account_detail", args=[account.pk])).content.decode()
+    assert 'id="reauth-banner"' in page and "token expired" in page
+    assert reverse("threads:account_edit", args=[account.pk]) in page
+    response = client.post(
+        reverse("threads:account_edit", args=[account.pk]),
+        {"name": account.name, "visibility": Visibility.TEAM, "team": world.team_a.pk,
+         "unknown_policy": "create_lead", "address": "@ourco", "access_token": "new"},
+    )  # fmt: skip
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert account.status == "active" and account.last_error == ""
+    assert json.loads(account.credentials)["access_token"] == "new"
+
+
+def test_empty_secret_keeps_the_stored_one(client, world) -> None:
+    account = ChannelAccountFactory(
+        kind="sms", owner=world.ma, team=world.team_a, address="+14155550100",
+        credentials=json.dumps({"account_sid": "AC1", "auth_token": "keep-me"}),
+    )  # fmt: skip
+    client.force_login(world.ma)
+    client.post(
+        reverse("threads:account_edit", args=[account.pk]),
+        {"name": "Renamed", "visibility": Visibility.TEAM, "team": world.team_a.pk, "unknown_policy": "unmatched",
+         "address": "+14155550100", "account_sid": "AC1", "auth_token": ""},
+    )  # fmt: skip
+    account.refresh_from_db()
+    assert account.name == "Renamed" and account.unknown_policy == "unmatched"
+    assert json.loads(account.credentials)["auth_token"] == "keep-me"
+
+
+def test_connection_test_success_clears_reauth_and_refusal_sets_it(client, world, fake_tests) -> None:
+    account = ChannelAccountFactory(kind="facebook", owner=world.ma, team=world.team_a, status="needs_reauth")
+    client.force_login(world.ma)
+    url = reverse("threads:account_test", args=[account.pk])
+    fake_tests["facebook"] = "Connected to page Our Co (id 1122)"
+    page = client.post(url, follow=True).content.decode()
+    assert "Connected to page Our Co" in page
+    account.refresh_from_db()
+    assert account.status == "active"
+    fake_tests["facebook"] = ChannelAuthError("Graph API error 190: the page token expired.")
+    page = client.post(url, follow=True).content.decode()
+    assert "Connection test failed" in page and "token expired" in page
+    account.refresh_from_db()
+    assert account.status == "needs_reauth"
+    fake_tests["facebook"] = ChannelUnavailable("Graph API answered 503.")
+    page = client.post(url, follow=True).content.decode()
+    assert "503" in page
+    account.refresh_from_db()
+    assert account.status == "needs_reauth"  # an outage says nothing about the credentials
+
+
+def test_other_team_cannot_open_or_test_an_account(client, world, fake_tests) -> None:
+    account = ChannelAccountFactory(kind="sms", owner=world.ma, team=world.team_a, address="+14155550100")
+    client.force_login(world.b1)
+    assert client.get(reverse("threads:account_edit", args=[account.pk])).status_code == 404
+    assert client.post(reverse("threads:account_test", args=[account.pk])).status_code == 404
+
+
+def test_rep_who_sees_a_team_account_cannot_edit_it(client, world) -> None:
+    account = ChannelAccountFactory(kind="sms", owner=world.ma, team=world.team_a, address="+14155550100")
+    client.force_login(world.a1)
+    response = client.post(
+        reverse("threads:account_edit", args=[account.pk]),
+        {"name": "Hijacked", "unknown_policy": "create_lead", "address": "+14155550100", "account_sid": "x"},
+    )
+    account.refresh_from_db()
+    assert account.name != "Hijacked"
+    assert response.status_code in (200, 403)
