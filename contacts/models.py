@@ -173,6 +173,34 @@ class ContactIdentity(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.value}"
 
+    @property
+    def profile_url(self) -> str:
+        """The public profile page of a social identity ("" for other kinds). A numeric id links by id, so the
+        link survives a handle change; a handle links by handle."""
+        key = self.normalized.lstrip("@")
+        if not key:
+            return ""
+        if self.kind == self.Kind.TWITTER:
+            return f"https://x.com/i/user/{key}" if key.isdigit() else f"https://x.com/{self.handle or key}"
+        if self.kind == self.Kind.FACEBOOK:
+            return f"https://www.facebook.com/{key}"
+        if self.kind == self.Kind.LINKEDIN:
+            return f"https://www.linkedin.com/in/{self.handle or key}"
+        return ""
+
+    @property
+    def social_id(self) -> str:
+        """The provider's numeric user id, when that is what identifies this social identity."""
+        return (
+            self.normalized
+            if self.kind in (self.Kind.TWITTER, self.Kind.FACEBOOK) and self.normalized.isdigit()
+            else ""
+        )
+
+    @property
+    def display_handle(self) -> str:
+        return f"@{self.handle}" if self.handle and self.kind == self.Kind.TWITTER else self.handle
+
 
 class CustomFieldDefinition(models.Model):
     """A typed field admins add to every contact. Values live in ``Contact.custom_fields`` under ``key``.

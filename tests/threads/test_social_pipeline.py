@@ -95,3 +95,14 @@ def test_no_reply_on_a_channel_the_contact_opted_out_of(world, x_account, monkey
 def _with_id(draft):  # type: ignore[no-untyped-def]
     draft.external_id = "pending-1"
     return draft
+
+
+def test_contact_page_links_each_social_identity_to_its_profile(world, client) -> None:
+    ContactIdentity.objects.create(
+        contact=world.a1_shared, kind="twitter", value="AnnSmith", normalized="1001", handle="AnnSmith"
+    )
+    ContactIdentity.objects.create(contact=world.a1_shared, kind="facebook", value="5566", normalized="5566")
+    client.force_login(world.a1)
+    page = client.get(reverse("contacts:detail", args=[world.a1_shared.pk])).content.decode()
+    assert 'href="https://x.com/i/user/1001"' in page and "@AnnSmith" in page and "id 1001" in page
+    assert 'href="https://www.facebook.com/5566"' in page
