@@ -312,6 +312,10 @@ MAIL_MAX_PART_BYTES = env_int("MAIL_MAX_PART_BYTES", 25 * 1024 * 1024)
 MAIL_MESSAGE_ID_DOMAIN = env_str("MAIL_MESSAGE_ID_DOMAIN", "threadline.invalid")
 # Largest inbound webhook body accepted (bytes); larger gets 413 and nothing is stored.
 INBOUND_WEBHOOK_MAX_BYTES = env_int("INBOUND_WEBHOOK_MAX_BYTES", 1024 * 1024)
+# "Sign in with X": an X developer app's OAuth 2.0 client (Keys and tokens → OAuth 2.0 Client ID and Secret), with
+# SITE_URL + /inbox/channels/oauth/twitter/callback/ as its callback URL. Without it, tokens are pasted by hand.
+TWITTER_CLIENT_ID = env_str("TWITTER_CLIENT_ID", "")
+TWITTER_CLIENT_SECRET = env_str("TWITTER_CLIENT_SECRET", "")
 
 # --- Logging ----------------------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
@@ -326,3 +330,13 @@ LOGGING = {
 
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# --- Twilio ---------------------------------------------------------------------------------------------------
+# The public base URL Twilio calls (https://crm.example.com). X-Twilio-Signature signs the exact URL Twilio used,
+# so behind a proxy that rewrites the host or scheme the signature is checked against this base plus the request
+# path; empty means the request's own absolute URL. Status callbacks of sent SMS point here (else at SITE_URL).
+TWILIO_PUBLIC_BASE_URL = env_str("TWILIO_PUBLIC_BASE_URL", "").rstrip("/")
+# An SMS conversation with one number continues until it has been quiet this long; the next message starts a new one.
+SMS_THREAD_INACTIVITY_HOURS = env_int("SMS_THREAD_INACTIVITY_HOURS", 72)
+# Longest SMS body we send (characters); Twilio refuses more than 1600.
+SMS_MAX_BODY = env_int("SMS_MAX_BODY", 1600)

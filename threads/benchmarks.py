@@ -299,3 +299,5 @@ register(
         help="Threads ingest pipeline: set-based ingest_batch vs a per-message ORM path, replay, timeline/thread.",
     )
 )
+
+from threads import bench_webhooks  # noqa: E402,F401  (registers the webhooks benchmark)

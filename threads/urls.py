@@ -1,7 +1,7 @@
 from django.urls import path
 
 from threads import views
-from threads.views import connect
+from threads.views import connect, oauth
 
 app_name = "threads"
 urlpatterns = [
@@ -24,6 +24,8 @@ urlpatterns = [
     path("channels/<int:pk>/", views.account_detail, name="account_detail"),
     path("channels/<int:pk>/edit/", connect.account_edit, name="account_edit"),
     path("channels/<int:pk>/test/", connect.account_test, name="account_test"),
+    path("channels/<int:pk>/oauth/twitter/", oauth.twitter_oauth_start, name="twitter_oauth_start"),
+    path("channels/oauth/twitter/callback/", oauth.twitter_oauth_callback, name="twitter_oauth_callback"),
     path("channels/<int:pk>/retry/", views.account_retry, name="account_retry"),
     path("channels/<int:pk>/sync/", views.account_sync, name="account_sync"),
     path("channels/<int:pk>/pause/", views.account_pause, name="account_pause"),

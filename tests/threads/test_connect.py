@@ -167,3 +167,62 @@ def test_rep_who_sees_a_team_account_cannot_edit_it(client, world) -> None:
     account.refresh_from_db()
     assert account.name != "Hijacked"
     assert response.status_code in (200, 403)
+
+
+def test_sign_in_with_x_stores_tokens_and_reactivates(client, world, settings) -> None:
+    import responses
+
+    settings.TWITTER_CLIENT_ID, settings.TWITTER_CLIENT_SECRET = "client-1", "shh"
+    client.force_login(world.ma)
+    client.post(
+        reverse("threads:account_connect_kind", args=["twitter"]),
+        {"name": "Our X", "visibility": Visibility.TEAM, "team": world.team_a.pk, "unknown_policy": "create_lead"},
+    )
+    account = ChannelAccount.objects.get(name="Our X")
+    assert account.status == "needs_reauth"  # no token yet: waiting for the sign-in, not failing polls
+    start = client.post(reverse("threads:twitter_oauth_start", args=[account.pk]))
+    assert start.status_code == 302 and start.url.startswith("https://twitter.com/i/oauth2/authorize?")
+    from urllib.parse import parse_qs, urlparse
+
+    query = parse_qs(urlparse(start.url).query)
+    assert query["code_challenge_method"] == ["S256"] and query["client_id"] == ["client-1"]
+    assert "offline.access" in query["scope"][0]
+    state = query["state"][0]
+    with responses.RequestsMock() as rsps:
+        rsps.post(
+            "https://api.twitter.com/2/oauth2/token",
+            json={"token_type": "bearer", "expires_in": 7200, "access_token": "AT-1", "scope": "tweet.read",
+                  "refresh_token": "RT-1"},
+        )  # fmt: skip
+        done = client.get(reverse("threads:twitter_oauth_callback"), {"state": state, "code": "c0de"})
+        body = rsps.calls[0].request.body
+        assert "code_verifier=" in body and "grant_type=authorization_code" in body
+    assert done.status_code == 302
+    account.refresh_from_db()
+    creds = json.loads(account.credentials)
+    assert creds["access_token"] == "AT-1" and creds["refresh_token"] == "RT-1" and creds["expires_at"] > 0
+    assert account.status == "active"
+    # The state is single-use: replaying the callback stores nothing.
+    again = client.get(reverse("threads:twitter_oauth_callback"), {"state": state, "code": "c0de"}, follow=True)
+    assert "not one we started" in again.content.decode()
+
+
+def test_sign_in_with_x_refused_by_x_says_so(client, world, settings) -> None:
+    import responses
+
+    settings.TWITTER_CLIENT_ID, settings.TWITTER_CLIENT_SECRET = "client-1", ""
+    account = ChannelAccountFactory(kind="twitter", owner=world.ma, team=world.team_a, status="needs_reauth")
+    client.force_login(world.ma)
+    start = client.post(reverse("threads:twitter_oauth_start", args=[account.pk]))
+    state = start.url.split("state=")[1].split("&")[0]
+    with responses.RequestsMock() as rsps:
+        rsps.post(
+            "https://api.twitter.com/2/oauth2/token", status=400,
+            json={"error": "invalid_request", "error_description": "The authorization code was invalid."},
+        )  # fmt: skip
+        page = client.get(
+            reverse("threads:twitter_oauth_callback"), {"state": state, "code": "bad"}, follow=True
+        ).content.decode()
+    assert "Sign in with X failed" in page and "authorization code was invalid" in page
+    account.refresh_from_db()
+    assert account.status == "needs_reauth"

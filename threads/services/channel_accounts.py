@@ -55,6 +55,11 @@ def _require_editor(actor: User, account: ChannelAccount) -> None:
         raise NotAccountOwner(f"Only the owner of {account.name} or an admin may change it.")
 
 
+def channel_account_editable(*, actor: User, account: ChannelAccount) -> None:
+    """Raise unless ``actor`` may change ``account`` (before starting a flow that ends in an update)."""
+    _require_editor(actor, account)
+
+
 def _check_sharing(actor: User, visibility: str, team: Team | None) -> None:
     if visibility not in Visibility.values:
         raise DomainError("Choose private or team.", fields={"visibility": ["Invalid choice."]})
@@ -175,6 +180,12 @@ def channel_account_create(
             )  # fmt: skip
     except IntegrityError:
         raise DomainError("The slug is taken.", fields={"slug": ["Already in use."]}, code="slug_taken") from None
+    if kind == Kind.TWITTER and not credentials.get("access_token"):
+        # Connected without a token: it waits for "Sign in with X" (or a pasted token) instead of failing polls.
+        ChannelAccount.objects.filter(pk=account.pk).update(
+            status=ChannelAccount.Status.NEEDS_REAUTH, last_error="No access token yet: sign in with X or paste one."
+        )
+        account.refresh_from_db()
     account.issued_secret = issued  # type: ignore[attr-defined]
     return account
 

@@ -53,9 +53,9 @@ KIND_FIELDS: dict[str, list[FieldSpec]] = {
     Kind.TWITTER: [
         FieldSpec("address", "Handle", "address", required=False, help="Filled in by the connection test."),
         FieldSpec(
-            "access_token", "OAuth 2.0 user access token", "credentials", secret=True,
-            help="From the X developer portal (user context, scopes tweet.read tweet.write users.read dm.read "
-            "dm.write offline.access), or use “Sign in with X” below.",
+            "access_token", "OAuth 2.0 user access token", "credentials", required=False, secret=True,
+            help="A user-context token (scopes tweet.read tweet.write users.read dm.read dm.write "
+            "offline.access). Leave it empty to use “Sign in with X” on the next page instead.",
         ),
         FieldSpec("refresh_token", "Refresh token", "credentials", required=False, secret=True),
     ],

@@ -1,0 +1,65 @@
+""" "Sign in with X" for a Twitter/X channel account: redirect to X with a PKCE challenge, come back with a code,
+store the tokens on the account. The verifier and the account wait in the session under the random ``state``,
+so a forged or replayed callback finds nothing."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from crm.errors import DomainError
+from threads.connectors import ConnectorError, twitter_oauth
+from threads.models import ChannelAccount
+from threads.selectors import channels as channel_selectors
+from threads.services.channel_accounts import channel_account_editable, channel_account_update
+
+_SESSION_PREFIX = "x_oauth:"
+
+
+def _callback_uri(request: HttpRequest) -> str:
+    return request.build_absolute_uri(reverse("threads:twitter_oauth_callback"))
+
+
+@login_required
+@require_POST
+def twitter_oauth_start(request: HttpRequest, pk: int) -> HttpResponse:
+    account = channel_selectors.channel_account_get(user=request.user, pk=pk)
+    if account.kind != ChannelAccount.Kind.TWITTER or not twitter_oauth.configured():
+        messages.error(request, "Sign in with X is not set up on this server (TWITTER_CLIENT_ID); paste a token.")
+        return redirect("threads:account_detail", pk=account.pk)
+    try:
+        channel_account_editable(actor=request.user, account=account)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("threads:account_detail", pk=account.pk)
+    state, verifier = secrets.token_urlsafe(32), twitter_oauth.new_verifier()
+    request.session[_SESSION_PREFIX + state] = {"account": account.pk, "verifier": verifier}
+    return redirect(twitter_oauth.authorize_url(redirect_uri=_callback_uri(request), state=state, verifier=verifier))
+
+
+@login_required
+def twitter_oauth_callback(request: HttpRequest) -> HttpResponse:
+    pending = request.session.pop(_SESSION_PREFIX + request.GET.get("state", ""), None)
+    if not pending:
+        messages.error(request, "That sign-in link is not one we started (or it was already used). Try again.")
+        return redirect("threads:accounts")
+    account = channel_selectors.channel_account_get(user=request.user, pk=pending["account"])
+    if request.GET.get("error") or not request.GET.get("code"):
+        messages.error(request, f"X did not authorize the account: {request.GET.get('error', 'no code returned')}.")
+        return redirect("threads:account_detail", pk=account.pk)
+    try:
+        tokens = twitter_oauth.exchange_code(
+            code=request.GET["code"], redirect_uri=_callback_uri(request), verifier=pending["verifier"]
+        )
+        channel_account_update(account=account, actor=request.user, credentials=tokens)
+    except (ConnectorError, DomainError) as exc:
+        messages.error(request, f"Sign in with X failed: {getattr(exc, 'message', str(exc))}")
+    else:
+        messages.success(request, f"{account.name} is authorized. Test the connection to fetch its handle.")
+    return redirect("threads:account_detail", pk=account.pk)
