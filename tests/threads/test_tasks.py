@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from accounts.models import Notification
 from tests.threads.factories import ChannelAccountFactory
-from threads.connectors import ChannelAuthError, ChannelRateLimited, ChannelUnavailable, register_poller
+from threads import connectors
+from threads.connectors import ChannelAuthError, ChannelRateLimited, ChannelUnavailable
 from threads.models import ChannelAccount, RawEvent
 from threads.tasks import (
     LOCK_NAMESPACE,
@@ -32,11 +33,10 @@ def fake_poll(account: ChannelAccount) -> None:
         raise outcome
 
 
-register_poller("twitter", fake_poll)  # a kind whose real connector lands later; the test owns it meanwhile
-
-
 @pytest.fixture
-def account(world):
+def account(world, monkeypatch):
+    # Scripted outcomes instead of the real Twitter poller, for these tests only (restored afterwards).
+    monkeypatch.setitem(connectors._POLLERS, "twitter", fake_poll)
     BEHAVIOUR.clear()
     return ChannelAccountFactory(kind="twitter", name="acct", owner=world.a1, team=world.team_a)
 
@@ -74,12 +74,29 @@ def test_refused_credentials_stop_polling_and_tell_the_owner(account, world) -> 
     assert channels_poll_due_task() == 0
 
 
-def test_rate_limit_waits_for_the_reset_but_never_beyond_the_visibility_timeout(account, settings) -> None:
+def test_rate_limit_waits_for_the_reset_but_never_beyond_the_visibility_timeout(account, settings, monkeypatch) -> None:
+    from threads.tasks import channel_sync_task
+
+    queued: list[tuple[tuple, dict, int]] = []
+    monkeypatch.setattr(
+        channel_sync_task, "apply_async", lambda args, kwargs, countdown: queued.append((args, kwargs, countdown))
+    )
     BEHAVIOUR["acct"] = ChannelRateLimited("429", retry_after=10**6, endpoint="mentions")
     assert channel_sync(account.pk) == "rate_limited"
     account.refresh_from_db()
     wait = (account.next_sync_at - timezone.now()).total_seconds()
     assert wait <= settings.CELERY_VISIBILITY_TIMEOUT - 60 and "mentions" in account.throttle
+    # Re-queued for the reset time (bounded), never slept on.
+    assert queued == [((account.pk,), {"due_check": True}, settings.CELERY_VISIBILITY_TIMEOUT - 60)]
+    # The re-queued sync leaves an account alone that is not due (beat polled it meanwhile) ...
+    BEHAVIOUR["acct"] = None
+    assert channel_sync(account.pk, due_check=True) == "not-due"
+    # ... and polls it when it is; success clears the throttle.
+    account.next_sync_at = timezone.now()
+    account.save(update_fields=["next_sync_at"])
+    assert channel_sync(account.pk, due_check=True) == "ok"
+    account.refresh_from_db()
+    assert account.throttle == {}
 
 
 def test_one_sync_per_account_at_a_time(account) -> None:

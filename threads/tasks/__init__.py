@@ -53,14 +53,17 @@ def backoff_seconds(failures: int) -> int:
     return int(min(settings.THREADS_SYNC_BACKOFF_MAX, 60 * 2 ** max(0, failures - 1)))
 
 
-def channel_sync(account_id: int) -> str:
-    """Poll one account once. Returns what happened, for logs and tests."""
+def channel_sync(account_id: int, *, due_check: bool = False) -> str:
+    """Poll one account once. Returns what happened, for logs and tests. With ``due_check`` (a re-queued sync
+    after a rate limit), an account that beat already polled meanwhile is left alone until it is due again."""
     with account_lock(account_id) as got:
         if not got:
             return "locked"
         account = ChannelAccount.objects.filter(pk=account_id).first()
         if account is None or account.status in (ChannelAccount.Status.PAUSED, ChannelAccount.Status.NEEDS_REAUTH):
             return "skipped"
+        if due_check and account.next_sync_at and account.next_sync_at > timezone.now() + dt.timedelta(seconds=5):
+            return "not-due"
         poll = poller_for(account.kind)
         if poll is None:
             return "no-poller"
@@ -80,6 +83,9 @@ def channel_sync(account_id: int) -> str:
             ChannelAccount.objects.filter(pk=account.pk).update(
                 throttle=throttle, next_sync_at=now + dt.timedelta(seconds=wait), last_error=str(exc)[:4000]
             )
+            # Re-queue for the moment the provider named (never sleep in a worker); the countdown is bounded below
+            # the broker's visibility timeout so Redis does not redeliver it early.
+            channel_sync_task.apply_async((account.pk,), {"due_check": True}, countdown=wait)
             return "rate_limited"
         except (ChannelUnavailable, ConnectorError, OSError) as exc:
             failures = account.consecutive_failures + 1
@@ -91,6 +97,7 @@ def channel_sync(account_id: int) -> str:
             return "failing"
         ChannelAccount.objects.filter(pk=account.pk).update(
             status=ChannelAccount.Status.ACTIVE, consecutive_failures=0, last_error="", last_success_at=timezone.now(),
+            throttle={},
             next_sync_at=timezone.now() + dt.timedelta(seconds=settings.THREADS_POLL_INTERVAL),
         )  # fmt: skip
         return "ok"
@@ -107,8 +114,8 @@ def _notify_owner(account: ChannelAccount, message: str) -> None:
 
 
 @shared_task(name="threads.tasks.channel_sync_task")
-def channel_sync_task(account_id: int) -> str:
-    return channel_sync(account_id)
+def channel_sync_task(account_id: int, due_check: bool = False) -> str:
+    return channel_sync(account_id, due_check=due_check)
 
 
 @shared_task(name="threads.tasks.channels_poll_due_task")
