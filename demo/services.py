@@ -326,6 +326,7 @@ def demo_seed() -> SeedReport:
     companies = _seed_companies(rng, reps, team_of, report)
     _seed_contacts(rng, companies, reps, team_of, report)
     _seed_conversations(rng, reps, team_of, report)
+    _seed_social(rng, reps, team_of, report)
     _seed_activities(rng, reps, report)
     return report
 
@@ -389,6 +390,84 @@ def _seed_conversations(rng: random.Random, reps: list[User], team_of: dict[int,
                         )
                     )  # fmt: skip
     report.messages += len(ingest_batch(account=account, messages=messages).created)
+
+
+SOCIAL = [
+    ("twitter", "@threadline_demo your app keeps logging me out, this is really annoying 😤",
+     "So sorry about that! Could you DM us your account e-mail? We'll look at it right away."),
+    ("twitter", "Loving the new dashboard from @threadline_demo, great job team! 🎉",
+     "Thank you, that means a lot! 💙"),
+    ("facebook", "Does the Pro plan include phone support? Thinking about switching from our current vendor.",
+     "Yes: phone support on weekdays 8 to 8. Happy to set up a call to walk you through it."),
+    ("facebook", "The export has been broken since the update. Any news?",
+     "We shipped a fix this morning; could you try again and tell us if it works?"),
+    ("sms", "Hi, can we move tomorrow's appointment to 3pm?", "No problem, 3pm tomorrow is booked. See you then!"),
+    ("sms", "Is the offer from last week still valid?", "It is, until the end of the month."),
+]  # fmt: skip
+
+
+def _seed_social(rng: random.Random, reps: list[User], team_of: dict[int, Team], report: SeedReport) -> None:
+    """Paused demo X, Facebook and SMS accounts, and a tweet, a page comment or a text (with our answer) for some
+    contacts, so a thread shows every channel interleaved with e-mail. Pushed through the same pipeline the real
+    connectors use; the accounts are paused until someone enters real credentials."""
+    if Message.objects.filter(global_key__startswith="twitter:demo-").exists():
+        return
+    owner = reps[0]
+    accounts = {}
+    for kind, name, address in (
+        ("twitter", "X @threadline_demo (demo)", "@threadline_demo"),
+        ("facebook", "Facebook page (demo)", ""),
+        ("sms", "SMS +1 415 555 0100 (demo)", "+14155550100"),
+    ):
+        accounts[kind], _ = ChannelAccount.objects.get_or_create(
+            name=name, kind=kind,
+            defaults={"address": address, "owner": owner, "team": team_of[owner.pk],
+                      "config": {"page_id": "100000000000001"} if kind == "facebook" else {},
+                      "status": ChannelAccount.Status.PAUSED,
+                      "last_error": "Demo account: connect it with real credentials (Settings), then resume."},
+        )  # fmt: skip
+    now = timezone.now()
+    by_account: dict[str, list[NormalizedMessage]] = {k: [] for k in accounts}
+    for rep in reps:
+        for i, contact in enumerate(Contact.objects.filter(owner=rep).order_by("pk")[:12]):
+            kind, question, answer = SOCIAL[(i + rep.pk) % len(SOCIAL)]
+            asked = now - timedelta(days=rng.randint(0, 20), minutes=rng.randint(0, 600))
+            if kind == "sms":
+                phone = contact.identities.filter(kind="phone").first()
+                if phone is None:
+                    continue
+                them = Party("phone", phone.normalized, contact.display_name, "from")
+                key = f"sms:{accounts['sms'].address}:{phone.normalized}:demo"
+            else:
+                user_id = str(9_000_000_000 + contact.pk)
+                handle = f"{contact.first_name}{contact.pk}".lower()[:15] if kind == "twitter" else ""
+                ContactIdentity.objects.get_or_create(
+                    kind=kind, normalized=user_id,
+                    defaults={"contact": contact, "value": handle or user_id, "handle": handle, "source": "demo"},
+                )  # fmt: skip
+                them = Party(kind, user_id, contact.display_name, "from", handle)
+                key = f"{kind}:demo-conv-{contact.pk}"
+            ext = f"demo-{kind}-{contact.pk}"
+            by_account[kind].append(
+                NormalizedMessage(
+                    channel=kind, direction="inbound", external_id=ext, global_key=f"{kind}:demo-{contact.pk}",
+                    sent_at=asked, provider_thread_key=key, author=them, counterparts=[them], body_text=question,
+                    body_display=question,
+                )
+            )  # fmt: skip
+            to = Party(them.kind, them.address, them.name, "to", them.handle)
+            us = Party(them.kind, accounts[kind].address or "page", str(rep), "from")
+            by_account[kind].append(
+                NormalizedMessage(
+                    channel=kind, direction="outbound", external_id=f"{ext}-re",
+                    global_key=f"{kind}:demo-re-{contact.pk}", sent_at=asked + timedelta(minutes=rng.randint(5, 90)),
+                    provider_thread_key=key, author=us, counterparts=[to], body_text=answer, body_display=answer,
+                    created_by_id=rep.pk, delivery="delivered" if kind == "sms" else "sent",
+                )
+            )  # fmt: skip
+    for kind, messages in by_account.items():
+        if messages:
+            report.messages += len(ingest_batch(account=accounts[kind], messages=messages).created)
 
 
 DEMO_ACTIVITIES = [

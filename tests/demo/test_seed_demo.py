@@ -24,6 +24,11 @@ def test_seed_demo_is_idempotent(capsys) -> None:
     assert first[:5] == (3, 10, 10, 200, 2000)
     assert first[6] > 100 and first[7] > 50 and first[8] > 40  # conversations and activities for each rep
     assert Thread.objects.filter(awaiting_reply=True).exists()  # some wait for a reply on My day
+    # Social channels land in the same threads as e-mail.
+    channels = set(Message.objects.values_list("channel", flat=True).distinct())
+    assert {"email", "twitter", "facebook", "sms"} <= channels
+    social_threads = set(Message.objects.exclude(channel="email").values_list("thread_id", flat=True))
+    assert Message.objects.filter(thread_id__in=social_threads, channel="email").exists()
     assert User.objects.filter(role=User.Role.MANAGER).count() == 3
     assert Contact.objects.filter(search_vector__isnull=True).count() == 0
     call_command("seed_demo")
