@@ -37,12 +37,15 @@ def x_account(world) -> ChannelAccount:
     return ChannelAccountFactory(kind="twitter", owner=world.ma, team=world.team_a, address="@ourco")
 
 
-def test_deletion_marks_the_stored_message(world, x_account) -> None:
+def test_deletion_marks_the_stored_message(world, x_account, client) -> None:
     identity(world.a1_shared, "1001", kind="twitter")
     (mid,) = ingest(x_account, [tweet("t1", text="my order is late")])
     assert ingest(x_account, [tweet("t1", deleted=True, text="")]) == []
     message = Message.objects.get(pk=mid)
     assert message.deleted_at is not None and message.body_text == "my order is late"
+    client.force_login(world.a1)
+    page = client.get(reverse("threads:detail", args=[message.thread_id])).content.decode()
+    assert "Deleted on Twitter/X" in page and "my order is late" in page
 
 
 def test_deletion_seen_first_leaves_a_tombstone_the_copy_cannot_undelete(world, x_account) -> None:
