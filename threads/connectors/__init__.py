@@ -44,6 +44,11 @@ class ChannelUnavailable(ConnectorError):
     """The provider is down or unreachable: back off exponentially, up to a ceiling."""
 
 
+class DeliveryRefused(ConnectorError):
+    """The provider refused this one message for good (an opted-out recipient, an invalid number): fail it at once,
+    the sender's own writes (an opt-out it learned) commit with it, the account is fine, nothing is retried."""
+
+
 class ChannelRateLimited(ConnectorError):
     """The provider asked us to wait: ``retry_after`` seconds (from its reset header), bounded by the caller."""
 

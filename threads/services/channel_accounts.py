@@ -25,7 +25,7 @@ from accounts.models import Team, User, Visibility
 from accounts.selectors import can_see, user_team_ids
 from contacts.identities import normalize_email, normalize_phone
 from crm.errors import DomainError, NotFound
-from threads.connectors import ChannelAuthError, ConnectorError, connection_test_for
+from threads.connectors import ChannelAuthError, ConnectorError, connection_test_for, poller_for
 from threads.models import ChannelAccount
 
 Kind = ChannelAccount.Kind
@@ -309,8 +309,11 @@ def webhook_secret_rotate(*, account: ChannelAccount, actor: User) -> str:
 def channel_account_sync_now(*, account: ChannelAccount, actor: User) -> None:
     """Poll the account as soon as a worker is free, ignoring its back-off."""
     _require_visible(actor, account)
-    if account.kind == Kind.WEBHOOK:
-        raise DomainError("Webhook sources push their messages; there is nothing to poll.", code="not_pollable")
+    if poller_for(account.kind) is None:
+        raise DomainError(
+            f"{account.get_kind_display()} accounts push their messages to us; there is nothing to poll.",
+            code="not_pollable",
+        )
     if account.status in (ChannelAccount.Status.PAUSED, ChannelAccount.Status.NEEDS_REAUTH):
         raise DomainError(
             f"{account.name} is {account.get_status_display().lower()}; resume it first.", code="account_unavailable"

@@ -21,6 +21,7 @@ from crm.errors import DomainError, NotFound
 from threads.connectors import (
     AttachmentIn,
     ChannelAuthError,
+    DeliveryRefused,
     NormalizedMessage,
     OutgoingDraft,
     Party,
@@ -176,6 +177,11 @@ def message_deliver(*, message_id: int) -> str:
             ChannelAccount.objects.filter(pk=account.pk).update(
                 status=ChannelAccount.Status.NEEDS_REAUTH, last_error=str(exc)[:4000]
             )
+            return message.delivery
+        except DeliveryRefused as exc:
+            message.delivery = Message.Delivery.FAILED
+            message.meta = {**message.meta, "error": str(exc)}
+            message.save(update_fields=["delivery", "meta"])
             return message.delivery
         message.delivery = Message.Delivery.SENT
         message.meta = {**message.meta, **sent.meta, "sent_at": timezone.now().isoformat()}

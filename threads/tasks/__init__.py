@@ -122,7 +122,9 @@ def channel_sync_task(account_id: int, due_check: bool = False) -> str:
 def channels_poll_due_task() -> int:
     now = timezone.now()
     due = ChannelAccount.objects.filter(status__in=[ChannelAccount.Status.ACTIVE, ChannelAccount.Status.FAILING])
-    due = due.exclude(next_sync_at__gt=now).exclude(kind=ChannelAccount.Kind.WEBHOOK)
+    # Only kinds that poll: webhook sources and SMS numbers are pushed to us.
+    pollable = [kind for kind in ChannelAccount.Kind.values if poller_for(kind) is not None]
+    due = due.exclude(next_sync_at__gt=now).filter(kind__in=pollable)
     ids = list(due.values_list("pk", flat=True))
     for account_id in ids:
         channel_sync_task.delay(account_id)

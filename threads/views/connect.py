@@ -74,7 +74,13 @@ KIND_FIELDS: dict[str, list[FieldSpec]] = {
     Kind.SMS: [
         FieldSpec("address", "Our number", "address", help="The Twilio number in international format, +1555…"),
         FieldSpec("account_sid", "Account SID", "credentials"),
-        FieldSpec("auth_token", "Auth token", "credentials", secret=True),
+        FieldSpec("auth_token", "Auth token", "credentials", secret=True, help="Also checks webhook signatures."),
+        FieldSpec("api_key_sid", "API key SID", "credentials", required=False, help="Optional: REST calls use it."),
+        FieldSpec("api_key_secret", "API key secret", "credentials", required=False, secret=True),
+        FieldSpec(
+            "messaging_service_sid", "Messaging Service SID", "config", required=False,
+            help="Optional: send through a Messaging Service instead of the number.",
+        ),
     ],
     Kind.WEBHOOK: [
         FieldSpec("slug", "Source slug", "slug", help="Names the source in its URL: /api/v1/inbound/<slug>/."),
