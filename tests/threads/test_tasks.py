@@ -138,3 +138,20 @@ def test_sweep_requeues_accounts_with_stale_pending_events(account) -> None:
                             received_at=timezone.now() - dt.timedelta(minutes=10))  # fmt: skip
     RawEvent.objects.create(channel_account=account, provider_event_id="new", event_type="x", payload=b"{}")
     assert raw_events_sweep_task() == 1
+
+
+def test_one_limited_endpoint_does_not_delay_the_others(account, settings, monkeypatch) -> None:
+    from threads.tasks import channel_sync_task
+
+    queued: list[object] = []
+    monkeypatch.setattr(channel_sync_task, "apply_async", lambda *a, **k: queued.append(a))
+    dms = ChannelRateLimited("429 dm", retry_after=900, endpoint="dm_events")
+    BEHAVIOUR["acct"] = ChannelRateLimited(
+        "429 search", retry_after=300, endpoint="timeline", partial=True, others=[dms]
+    )
+    assert channel_sync(account.pk) == "partly_rate_limited"
+    account.refresh_from_db()
+    assert set(account.throttle) == {"timeline", "dm_events"}
+    wait = (account.next_sync_at - timezone.now()).total_seconds()
+    assert settings.THREADS_POLL_INTERVAL - 5 <= wait <= settings.THREADS_POLL_INTERVAL + 1
+    assert account.status == "active" and queued == []

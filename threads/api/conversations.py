@@ -100,6 +100,10 @@ class ReplySerializer(serializers.Serializer):
     cc = PartySerializer(many=True, required=False, default=list)
     subject = serializers.CharField(max_length=998, required=False, allow_blank=True, default="")
     body_text = serializers.CharField(max_length=200_000, allow_blank=True)
+    mode = serializers.ChoiceField(
+        choices=[("", "public reply"), ("dm", "direct message")], required=False, default="",
+        help_text='Twitter/X only: "" answers the tweet in public, "dm" sends a direct message.',
+    )  # fmt: skip
 
 
 class SplitSerializer(serializers.Serializer):
@@ -265,7 +269,7 @@ class ThreadViewSet(viewsets.GenericViewSet):
         reply_to = latest_inbound(thread=thread, channel=ACCOUNT_CHANNEL.get(account.kind))
         message = message_send(
             actor=request.user, thread=thread, account=account, to=to, cc=cc, subject=data["subject"],
-            body_text=data["body_text"], reply_to=reply_to,
+            body_text=data["body_text"], reply_to=reply_to, mode=data["mode"],
         )  # fmt: skip
         return Response(MessageSerializer(selectors.message_get(user=request.user, pk=message.pk)).data, status=201)
 

@@ -50,12 +50,21 @@ class DeliveryRefused(ConnectorError):
 
 
 class ChannelRateLimited(ConnectorError):
-    """The provider asked us to wait: ``retry_after`` seconds (from its reset header), bounded by the caller."""
+    """The provider asked us to wait: ``retry_after`` seconds (from its reset header), bounded by the caller.
 
-    def __init__(self, message: str, *, retry_after: float, endpoint: str = "") -> None:
+    ``partial``: only some endpoints are limited and the poller read the others (it skips a throttled endpoint by
+    itself), so the account keeps its normal poll interval. ``others``: more limited endpoints of the same poll.
+    """
+
+    def __init__(
+        self, message: str, *, retry_after: float, endpoint: str = "", partial: bool = False,
+        others: list[ChannelRateLimited] | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(message)
         self.retry_after = retry_after
         self.endpoint = endpoint
+        self.partial = partial
+        self.others = others or []
 
 
 # --- What a normalizer produces ------------------------------------------------------------------------------

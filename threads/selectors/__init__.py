@@ -307,6 +307,10 @@ class ReplyOptions:
     subject: str = ""
     blocked: dict[int, str] = field(default_factory=dict)  # account id → why the contact may not be sent to there
 
+    @property
+    def has_twitter(self) -> bool:
+        return any(a.kind == ChannelAccount.Kind.TWITTER for a in self.accounts)
+
     def recipients_for(self, account: ChannelAccount) -> list[ReplyRecipient]:
         kind = ACCOUNT_IDENTITY_KIND.get(account.kind)
         return [r for r in self.recipients if r.kind == kind]

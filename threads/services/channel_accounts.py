@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -322,3 +324,46 @@ def channel_account_sync_now(*, account: ChannelAccount, actor: User) -> None:
 
     ChannelAccount.objects.filter(pk=account.pk).update(next_sync_at=timezone.now())
     transaction.on_commit(lambda: channel_sync_task.delay(account.pk))
+
+
+# --- What the provider tells us (no person acting: a poll, a connection test, a token renewal) ---------------------
+
+
+@transaction.atomic
+def channel_account_identity_set(*, account: ChannelAccount, user_id: str, username: str, address: str = "") -> None:
+    """Remember who the account is at the provider. Direction is decided by the numeric id; the handle is shown."""
+    locked = ChannelAccount.objects.select_for_update().get(pk=account.pk)
+    config = {**(locked.config or {}), "user_id": user_id, "username": username}
+    address = address or locked.address
+    if config != locked.config or address != locked.address:
+        locked.config, locked.address = config, address
+        locked.save(update_fields=["config", "address"])
+    account.config, account.address = config, address
+
+
+@transaction.atomic
+def channel_account_tokens_store(
+    *,
+    account: ChannelAccount,
+    stale_access_token: str,
+    renew: Callable[[dict[str, Any]], dict[str, Any]],
+    margin_s: float = 300,
+) -> dict[str, Any]:
+    """Renew an OAuth token pair once across workers and store it; returns the credentials to use.
+
+    Providers that rotate refresh tokens (X) invalidate the old one the moment a new pair is issued, and a new pair
+    that is not stored locks the account out. So the provider is asked while this row is locked: a second worker
+    waits, then finds the token the first one stored instead of spending the used refresh token again."""
+    locked = ChannelAccount.objects.select_for_update().get(pk=account.pk)
+    stored = _credentials(locked)
+    expires_at = stored.get("expires_at")
+    renewed_elsewhere = stored.get("access_token") and stored.get("access_token") != stale_access_token
+    expiring = isinstance(expires_at, int | float) and expires_at - margin_s <= time.time()
+    if renewed_elsewhere and not expiring:
+        fresh = stored
+    else:
+        fresh = {**stored, **renew(stored)}
+        locked.credentials = json.dumps(fresh)
+        locked.save(update_fields=["credentials"])
+    account.credentials = json.dumps(fresh)
+    return fresh

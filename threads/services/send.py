@@ -58,8 +58,10 @@ def message_send(
     cc: list[Party] | None = None,
     attachments: list[AttachmentIn] | None = None,
     reply_to: Message | None = None,
+    mode: str = "",
 ) -> Message:
-    """Store an outbound message in ``thread`` and queue its delivery through ``account``."""
+    """Store an outbound message in ``thread`` and queue its delivery through ``account``. ``mode`` is a channel's
+    way of answering: on X, "" is a public reply to the tweet answered and "dm" a direct message."""
     if not can_see(actor, thread.contact):
         raise NotFound("No such thread.")
     if not can_see(actor, account):
@@ -90,6 +92,7 @@ def message_send(
         to=[Party(p.kind, p.address, p.name, "to", p.handle) for p in to],
         cc=[Party(p.kind, p.address, p.name, "cc", p.handle) for p in cc],
         subject=subject, body_text=body_text, attachments=attachments or [], from_address=account.address,
+        meta={"mode": mode} if mode else {},
     )  # fmt: skip
     prepare = preparer_for(account.kind)
     if prepare is not None:

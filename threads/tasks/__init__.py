@@ -79,7 +79,22 @@ def channel_sync(account_id: int, *, due_check: bool = False) -> str:
             return "needs_reauth"
         except ChannelRateLimited as exc:
             wait = bounded_countdown(exc.retry_after)
-            throttle = {**account.throttle, exc.endpoint or "default": (now + dt.timedelta(seconds=wait)).isoformat()}
+            throttle = {
+                **account.throttle,
+                **{
+                    e.endpoint or "default": (now + dt.timedelta(seconds=bounded_countdown(e.retry_after))).isoformat()
+                    for e in [*exc.others, exc]
+                },
+            }
+            if exc.partial:
+                # The other endpoints were read: poll again on the normal interval (the poller skips the throttled
+                # endpoint until its time), so a slow DM limit does not delay mentions.
+                ChannelAccount.objects.filter(pk=account.pk).update(
+                    status=ChannelAccount.Status.ACTIVE, consecutive_failures=0, throttle=throttle,
+                    last_success_at=timezone.now(), last_error=str(exc)[:4000],
+                    next_sync_at=now + dt.timedelta(seconds=settings.THREADS_POLL_INTERVAL),
+                )  # fmt: skip
+                return "partly_rate_limited"
             ChannelAccount.objects.filter(pk=account.pk).update(
                 throttle=throttle, next_sync_at=now + dt.timedelta(seconds=wait), last_error=str(exc)[:4000]
             )

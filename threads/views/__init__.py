@@ -174,6 +174,7 @@ def reply(request: HttpRequest, pk: int) -> HttpResponse:
                 actor=request.user, thread=thread, account=account, to=[form.recipient()],
                 body_text=form.cleaned_data["body_text"], subject=form.cleaned_data["subject"],
                 cc=form.cleaned_data["cc"], attachments=form.cleaned_data["attachments"], reply_to=reply_to,
+                mode=form.cleaned_data["mode"] if account.kind == "twitter" else "",
             )  # fmt: skip
         except DomainError as exc:
             for key, errors in exc.fields.items():

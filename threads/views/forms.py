@@ -39,6 +39,10 @@ class ReplyForm(forms.Form):
         label="CC", required=False, max_length=2000, help_text="E-mail only: addresses separated by commas."
     )
     attachments = MultipleFileField(required=False)
+    mode = forms.ChoiceField(
+        label="On Twitter/X", required=False, choices=[("", "Public reply"), ("dm", "Direct message")],
+        help_text="Twitter/X only: answer the tweet in public, or by direct message.",
+    )  # fmt: skip
 
     def __init__(self, *args: Any, options: ReplyOptions, **kwargs: Any) -> None:
         initial = kwargs.setdefault("initial", {})
