@@ -301,6 +301,13 @@ CELERY_BEAT_SCHEDULE = {
     # Threads: poll connected channel accounts whose back-off allows; re-enqueue raw events a lost task left.
     "threads-channels-poll-due": {"task": "threads.tasks.channels_poll_due_task", "schedule": 60.0},
     "threads-raw-events-sweep": {"task": "threads.tasks.raw_events_sweep_task", "schedule": 300.0},
+    # Listening: fetch due sources; set-based spike scan (one alert per rule per hour at most); morning digest.
+    "listening-sources-fetch-due": {"task": "listening.tasks.sources_fetch_due_task", "schedule": 60.0},
+    "listening-spike-scan": {"task": "listening.tasks.spike_scan_task", "schedule": crontab(minute="*/15")},
+    "listening-digests-send": {
+        "task": "listening.tasks.mention_digests_send_task",
+        "schedule": crontab(hour=7, minute=30),
+    },
 }
 
 # --- Threads and channels ------------------------------------------------------------------------------------
@@ -340,3 +347,37 @@ TWILIO_PUBLIC_BASE_URL = env_str("TWILIO_PUBLIC_BASE_URL", "").rstrip("/")
 SMS_THREAD_INACTIVITY_HOURS = env_int("SMS_THREAD_INACTIVITY_HOURS", 72)
 # Longest SMS body we send (characters); Twilio refuses more than 1600.
 SMS_MAX_BODY = env_int("SMS_MAX_BODY", 1600)
+
+# --- Facebook -------------------------------------------------------------------------------------------------
+# The Graph API version in every URL. facebook-sdk 3.1.0 only accepts versions up to 3.1 in its constructor, so the
+# connector sets this one after constructing the client; move it forward when Meta retires the version.
+FACEBOOK_GRAPH_VERSION = env_str("FACEBOOK_GRAPH_VERSION", "v23.0")
+FACEBOOK_APP_ID = env_str("FACEBOOK_APP_ID", "")
+# Signs Meta's webhook deliveries (X-Hub-Signature-256) and keys every call's appsecret_proof. A page connected
+# through another Meta app carries that app's secret in its own credentials.
+FACEBOOK_APP_SECRET = env_str("FACEBOOK_APP_SECRET", "")
+# What Meta's webhook verification request must present as hub.verify_token (set the same in the app dashboard).
+FACEBOOK_VERIFY_TOKEN = env_str("FACEBOOK_VERIFY_TOKEN", "")
+# Largest webhook body accepted (bytes); Meta's batches are far smaller. Larger gets 413 before anything is read.
+FACEBOOK_WEBHOOK_MAX_BYTES = env_int("FACEBOOK_WEBHOOK_MAX_BYTES", 1024 * 1024)
+
+# --- Listening ---
+# Seconds a process trusts its compiled rule engine before checking RuleSetVersion again: a rule change reaches
+# every worker within this long, without a restart.
+LISTENING_ENGINE_CHECK_S = float(env_str("LISTENING_ENGINE_CHECK_S", "2"))
+# Ceiling of the back-off (seconds) of a listening source whose fetches fail.
+LISTENING_FETCH_BACKOFF_MAX = env_int("LISTENING_FETCH_BACKOFF_MAX", 3600)
+# RSS/Atom: read timeout (seconds) and the largest feed read (bytes).
+LISTENING_FEED_TIMEOUT = env_int("LISTENING_FEED_TIMEOUT", 20)
+LISTENING_FEED_MAX_BYTES = env_int("LISTENING_FEED_MAX_BYTES", 5 * 1024 * 1024)
+# Signed listening webhook (POST /api/v1/listening/sources/<slug>/posts/): largest body and most posts per request.
+LISTENING_WEBHOOK_MAX_BYTES = env_int("LISTENING_WEBHOOK_MAX_BYTES", INBOUND_WEBHOOK_MAX_BYTES)
+LISTENING_WEBHOOK_MAX_POSTS = env_int("LISTENING_WEBHOOK_MAX_POSTS", 500)
+# Listening models have "kind" and "status" choices of their own: name their enums (schema without warnings).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "ListeningSourceKindEnum": "listening.models.ListeningSource.Kind",
+        "ListeningSourceStatusEnum": "listening.models.ListeningSource.Status",
+        "IdentityPartyKindEnum": "threads.connectors.webhook.PARTY_KINDS",
+    }
+)

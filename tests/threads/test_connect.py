@@ -226,3 +226,15 @@ def test_sign_in_with_x_refused_by_x_says_so(client, world, settings) -> None:
     assert "Sign in with X failed" in page and "authorization code was invalid" in page
     account.refresh_from_db()
     assert account.status == "needs_reauth"
+
+
+def test_facebook_page_needs_a_numeric_id_and_is_addressed_by_it(client, world) -> None:
+    client.force_login(world.ma)
+    url = reverse("threads:account_connect_kind", args=["facebook"])
+    base = {"name": "Page", "visibility": Visibility.TEAM, "team": world.team_a.pk, "unknown_policy": "create_lead",
+            "page_access_token": "EAAB"}  # fmt: skip
+    response = client.post(url, {**base, "page_id": "our-page"})
+    assert response.status_code == 200 and "numeric page id" in response.content.decode()
+    client.post(url, {**base, "page_id": " 1122 "})
+    account = ChannelAccount.objects.get(kind="facebook")
+    assert account.address == "1122" and account.config["page_id"] == "1122"

@@ -105,6 +105,18 @@ def _clean_email(address: str, config: dict[str, Any], credentials: dict[str, An
     return address, cleaned
 
 
+def _clean_facebook(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A page is its numeric id: webhooks find the account by it, and our replies are authored by it (the
+    account's address), so a pulled copy of a reply is recognized as ours."""
+    page_id = str(config.get("page_id") or "").strip()
+    if not page_id.isdigit():
+        raise DomainError(
+            "A Facebook page needs its numeric page id (Page settings → About → Page ID).",
+            fields={"config.page_id": ["A number."]}, code="invalid_page_id",
+        )  # fmt: skip
+    return page_id, {**config, "page_id": page_id}
+
+
 def _clean_phone(address: str) -> str:
     """Our SMS number in E.164: inbound webhooks find the account by it, so "0555 …" and "+1 555 …" must agree."""
     try:
@@ -163,6 +175,9 @@ def channel_account_create(
         slug = None
     elif kind == Kind.SMS:
         address = _clean_phone(address)
+        slug = None
+    elif kind == Kind.FACEBOOK:
+        address, config = _clean_facebook(config)
         slug = None
     elif kind == Kind.WEBHOOK:
         slug = _clean_slug(slug)
@@ -229,6 +244,8 @@ def channel_account_update(*, account: ChannelAccount, actor: User, **changes: A
         address, config = _clean_email(address, config, credentials)
     elif account.kind == Kind.SMS and "address" in changes:
         address = _clean_phone(str(address))
+    elif account.kind == Kind.FACEBOOK:
+        address, config = _clean_facebook(config)
     if "slug" in changes:
         if account.kind != Kind.WEBHOOK and not changes["slug"]:
             account.slug = None
