@@ -234,7 +234,7 @@ def test_facebook_page_needs_a_numeric_id_and_is_addressed_by_it(client, world) 
     base = {"name": "Page", "visibility": Visibility.TEAM, "team": world.team_a.pk, "unknown_policy": "create_lead",
             "page_access_token": "EAAB"}  # fmt: skip
     response = client.post(url, {**base, "page_id": "our-page"})
-    assert response.status_code == 200 and "numeric page id" in response.content.decode()
+    assert response.status_code == 200 and "The numeric page id" in response.content.decode()
     client.post(url, {**base, "page_id": " 1122 "})
     account = ChannelAccount.objects.get(kind="facebook")
     assert account.address == "1122" and account.config["page_id"] == "1122"

@@ -112,7 +112,7 @@ def _clean_facebook(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if not page_id.isdigit():
         raise DomainError(
             "A Facebook page needs its numeric page id (Page settings → About → Page ID).",
-            fields={"config.page_id": ["A number."]}, code="invalid_page_id",
+            fields={"config.page_id": ["The numeric page id (Page settings → About → Page ID)."]}, code="invalid_page_id",
         )  # fmt: skip
     return page_id, {**config, "page_id": page_id}
 
