@@ -31,3 +31,17 @@ def test_bench_ingest_reports_figures_and_cleans_up(world, capsys: pytest.Captur
     assert figures["replay_new_rows"] == 0
     assert figures["thread_p95_ms"] > 0
     assert _counts() == before
+
+
+def test_bench_webhooks_accepts_every_signed_delivery_once(world, capsys: pytest.CaptureFixture[str]) -> None:
+    from threads.models import RawEvent
+
+    before = {**_counts(), "RawEvent": RawEvent.objects.count()}
+    call_command("bench", "webhooks", "--deliveries", "120")
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["bench"] == "webhooks" and figures["deliveries"] == 120
+    assert figures["accepted"] == 120 and figures["statuses"] == {"200": 120}
+    assert figures["duplicates_after_redelivery"] == 0
+    assert figures["raw_events"] == 120 and figures["messages"] == 120
+    assert figures["p95_ms"] > 0 and figures["accepted_per_s"] > 0 and figures["baseline_handshake_p95_ms"] > 0
+    assert {**_counts(), "RawEvent": RawEvent.objects.count()} == before
