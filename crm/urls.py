@@ -9,6 +9,7 @@ from accounts import api as accounts_api
 from activities import api as activities_api
 from contacts import api as contacts_api
 from crm import views as crm_views
+from listening import api as listening_api
 from threads import api as threads_api
 from threads.api.inbound import InboundWebhookView
 from threads.api.meta_webhook import facebook_webhook
@@ -21,6 +22,7 @@ router.register("notifications", accounts_api.NotificationViewSet, basename="not
 contacts_api.register_routes(router)
 activities_api.register_routes(router)
 threads_api.register_routes(router)
+listening_api.register_routes(router)
 
 admin.site.site_header = "Threadline administration"
 admin.site.site_title = "Threadline admin"
@@ -40,6 +42,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Before the router: the signed webhook authenticates by its signature, not a session or token.
     path("api/v1/inbound/<slug:source>/", InboundWebhookView.as_view(), name="inbound_webhook"),
+    path(
+        "api/v1/listening/sources/<slug:slug>/posts/",
+        listening_api.ListeningWebhookView.as_view(),
+        name="listening_webhook",
+    ),
     # Providers' webhooks: authenticated by their signatures (Meta X-Hub-Signature-256, X-Twilio-Signature).
     path("webhooks/facebook/", facebook_webhook, name="facebook_webhook"),
     path("webhooks/twilio/sms/", twilio_sms_webhook, name="twilio_sms_webhook"),

@@ -12,6 +12,7 @@ once, by the service that generated it.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import secrets
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Team, User, Visibility
@@ -112,7 +113,8 @@ def _clean_facebook(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if not page_id.isdigit():
         raise DomainError(
             "A Facebook page needs its numeric page id (Page settings → About → Page ID).",
-            fields={"config.page_id": ["The numeric page id (Page settings → About → Page ID)."]}, code="invalid_page_id",
+            fields={"config.page_id": ["The numeric page id (Page settings → About → Page ID)."]},
+            code="invalid_page_id",
         )  # fmt: skip
     return page_id, {**config, "page_id": page_id}
 
@@ -384,3 +386,14 @@ def channel_account_tokens_store(
         locked.save(update_fields=["credentials"])
     account.credentials = json.dumps(fresh)
     return fresh
+
+
+def channel_account_throttle(*, account_id: int, endpoint: str, until: dt.datetime) -> None:
+    """Record a provider's rate limit on one endpoint of the account (``throttle[endpoint]`` = until when), for work
+    outside the sync task that uses the same account (a listening search): every user of the endpoint waits."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE threads_channelaccount SET throttle = throttle || jsonb_build_object(%s::text, %s::text) "
+            "WHERE id = %s",
+            [endpoint or "default", until.isoformat(), account_id],
+        )

@@ -1,1 +1,0 @@
-"""Listening: api (filled by the issue that builds this app)."""
