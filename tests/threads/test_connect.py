@@ -238,3 +238,73 @@ def test_facebook_page_needs_a_numeric_id_and_is_addressed_by_it(client, world) 
     client.post(url, {**base, "page_id": " 1122 "})
     account = ChannelAccount.objects.get(kind="facebook")
     assert account.address == "1122" and account.config["page_id"] == "1122"
+
+
+def test_connect_with_facebook_stores_the_page_token(client, world, settings) -> None:
+    import hashlib
+    import hmac
+    from urllib.parse import parse_qs, urlparse
+
+    import responses
+
+    settings.FACEBOOK_APP_ID, settings.FACEBOOK_APP_SECRET = "app-1", "app-secret"
+    settings.FACEBOOK_GRAPH_VERSION = "v23.0"
+    client.force_login(world.ma)
+    client.post(
+        reverse("threads:account_connect_kind", args=["facebook"]),
+        {"name": "Our page", "visibility": Visibility.TEAM, "team": world.team_a.pk, "unknown_policy": "create_lead",
+         "page_id": "1122"},
+    )  # fmt: skip
+    account = ChannelAccount.objects.get(name="Our page")
+    assert account.status == "needs_reauth"
+    start = client.post(reverse("threads:facebook_oauth_start", args=[account.pk]))
+    assert start.url.startswith("https://www.facebook.com/v23.0/dialog/oauth?")
+    state = parse_qs(urlparse(start.url).query)["state"][0]
+    graph = "https://graph.facebook.com/v23.0"
+    proof = hmac.new(b"app-secret", b"long-user-token", hashlib.sha256).hexdigest()
+    with responses.RequestsMock() as rsps:
+        code_exchange = {
+            "client_id": "app-1", "client_secret": "app-secret", "code": "c0de",
+            "redirect_uri": "http://testserver/inbox/channels/oauth/facebook/callback/",
+        }  # fmt: skip
+        rsps.get(
+            f"{graph}/oauth/access_token", json={"access_token": "short-user-token", "token_type": "bearer"},
+            match=[responses.matchers.query_param_matcher(code_exchange)],
+        )  # fmt: skip
+        rsps.get(f"{graph}/oauth/access_token", json={"access_token": "long-user-token", "expires_in": 5183944})
+        rsps.get(
+            f"{graph}/me/accounts",
+            json={"data": [{"id": "9999", "name": "Other", "access_token": "other"},
+                           {"id": "1122", "name": "Our Co", "access_token": "PAGE-TOKEN"}],
+                  "paging": {"cursors": {"before": "a", "after": "b"}}},
+            match=[responses.matchers.query_param_matcher(
+                {"fields": "id,name,access_token", "access_token": "long-user-token", "appsecret_proof": proof})],
+        )  # fmt: skip
+        done = client.get(reverse("threads:facebook_oauth_callback"), {"state": state, "code": "c0de"})
+    assert done.status_code == 302
+    account.refresh_from_db()
+    assert json.loads(account.credentials)["page_access_token"] == "PAGE-TOKEN"
+    assert account.status == "active" and account.config["page_name"] == "Our Co"
+
+
+def test_connect_with_facebook_for_a_page_the_user_does_not_manage_says_so(client, world, settings) -> None:
+    import responses
+
+    settings.FACEBOOK_APP_ID, settings.FACEBOOK_APP_SECRET = "app-1", "app-secret"
+    account = ChannelAccountFactory(
+        kind="facebook", owner=world.ma, team=world.team_a, address="1122", config={"page_id": "1122"},
+        status="needs_reauth",
+    )  # fmt: skip
+    client.force_login(world.ma)
+    start = client.post(reverse("threads:facebook_oauth_start", args=[account.pk]))
+    state = start.url.split("state=")[1].split("&")[0]
+    with responses.RequestsMock() as rsps:
+        rsps.get("https://graph.facebook.com/v23.0/oauth/access_token", json={"access_token": "t"})
+        rsps.get("https://graph.facebook.com/v23.0/oauth/access_token", json={"access_token": "t2"})
+        rsps.get("https://graph.facebook.com/v23.0/me/accounts", json={"data": [{"id": "9", "name": "Other"}]})
+        page = client.get(
+            reverse("threads:facebook_oauth_callback"), {"state": state, "code": "c"}, follow=True
+        ).content.decode()
+    assert "does not manage page 1122" in page
+    account.refresh_from_db()
+    assert account.status == "needs_reauth"

@@ -199,10 +199,14 @@ def channel_account_create(
             )  # fmt: skip
     except IntegrityError:
         raise DomainError("The slug is taken.", fields={"slug": ["Already in use."]}, code="slug_taken") from None
-    if kind == Kind.TWITTER and not credentials.get("access_token"):
-        # Connected without a token: it waits for "Sign in with X" (or a pasted token) instead of failing polls.
+    missing = {
+        Kind.TWITTER: ("access_token", "No access token yet: sign in with X or paste one."),
+        Kind.FACEBOOK: ("page_access_token", "No page token yet: connect with Facebook or paste one."),
+    }.get(kind)
+    if missing and not credentials.get(missing[0]):
+        # Connected without a token: it waits for the provider's sign-in (or a pasted token) instead of failing polls.
         ChannelAccount.objects.filter(pk=account.pk).update(
-            status=ChannelAccount.Status.NEEDS_REAUTH, last_error="No access token yet: sign in with X or paste one."
+            status=ChannelAccount.Status.NEEDS_REAUTH, last_error=missing[1]
         )
         account.refresh_from_db()
     account.issued_secret = issued  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from crm.errors import DomainError
 from threads import selectors
-from threads.connectors import twitter_oauth
+from threads.connectors import facebook_oauth, twitter_oauth
 from threads.models import RawEvent
 from threads.selectors import channels as channel_selectors
 from threads.services.channel_accounts import channel_account_pause, channel_account_resume, channel_account_sync_now
@@ -31,7 +31,8 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         "threads/account_detail.html",
         {
-            "account": account, "dead_letters": dead, "x_oauth": twitter_oauth.configured(),
+            "account": account, "dead_letters": dead,
+            "x_oauth": twitter_oauth.configured(), "fb_oauth": facebook_oauth.configured(),
             "can_edit": request.user.is_admin_role or account.owner_id == request.user.pk,
             "page_title": account.name,
         },

@@ -62,9 +62,9 @@ KIND_FIELDS: dict[str, list[FieldSpec]] = {
     Kind.FACEBOOK: [
         FieldSpec("page_id", "Page id", "config", help="The numeric id of the Facebook page."),
         FieldSpec(
-            "page_access_token", "Page access token", "credentials", secret=True,
+            "page_access_token", "Page access token", "credentials", required=False, secret=True,
             help="A long-lived page token with pages_messaging, pages_read_engagement and "
-            "pages_manage_engagement.",
+            "pages_manage_engagement. Leave it empty to use “Connect with Facebook” on the next page instead.",
         ),
         FieldSpec(
             "app_secret", "App secret", "credentials", required=False, secret=True,

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from crm.errors import DomainError
-from threads.connectors import ConnectorError, twitter_oauth
+from threads.connectors import ConnectorError, facebook_oauth, twitter_oauth
 from threads.models import ChannelAccount
 from threads.selectors import channels as channel_selectors
 from threads.services.channel_accounts import channel_account_editable, channel_account_update
@@ -62,4 +62,54 @@ def twitter_oauth_callback(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"Sign in with X failed: {getattr(exc, 'message', str(exc))}")
     else:
         messages.success(request, f"{account.name} is authorized. Test the connection to fetch its handle.")
+    return redirect("threads:account_detail", pk=account.pk)
+
+
+# --- Connect with Facebook ------------------------------------------------------------------------------------
+
+_FB_PREFIX = "fb_oauth:"
+
+
+@login_required
+@require_POST
+def facebook_oauth_start(request: HttpRequest, pk: int) -> HttpResponse:
+    account = channel_selectors.channel_account_get(user=request.user, pk=pk)
+    if account.kind != ChannelAccount.Kind.FACEBOOK or not facebook_oauth.configured():
+        messages.error(request, "Connect with Facebook needs FACEBOOK_APP_ID and FACEBOOK_APP_SECRET; paste a token.")
+        return redirect("threads:account_detail", pk=account.pk)
+    try:
+        channel_account_editable(actor=request.user, account=account)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("threads:account_detail", pk=account.pk)
+    state = secrets.token_urlsafe(32)
+    request.session[_FB_PREFIX + state] = {"account": account.pk}
+    callback = request.build_absolute_uri(reverse("threads:facebook_oauth_callback"))
+    return redirect(facebook_oauth.authorize_url(redirect_uri=callback, state=state))
+
+
+@login_required
+def facebook_oauth_callback(request: HttpRequest) -> HttpResponse:
+    pending = request.session.pop(_FB_PREFIX + request.GET.get("state", ""), None)
+    if not pending:
+        messages.error(request, "That sign-in link is not one we started (or it was already used). Try again.")
+        return redirect("threads:accounts")
+    account = channel_selectors.channel_account_get(user=request.user, pk=pending["account"])
+    if request.GET.get("error") or not request.GET.get("code"):
+        reason = request.GET.get("error_description") or request.GET.get("error") or "no code returned"
+        messages.error(request, f"Facebook did not authorize the page: {reason}.")
+        return redirect("threads:account_detail", pk=account.pk)
+    try:
+        found = facebook_oauth.page_token(
+            code=request.GET["code"], page_id=str(account.config.get("page_id") or ""),
+            redirect_uri=request.build_absolute_uri(reverse("threads:facebook_oauth_callback")),
+        )  # fmt: skip
+        channel_account_update(
+            account=account, actor=request.user, credentials={"page_access_token": found["page_access_token"]},
+            config={"page_name": found["page_name"]} if found["page_name"] else {},
+        )  # fmt: skip
+    except (ConnectorError, DomainError) as exc:
+        messages.error(request, f"Connect with Facebook failed: {getattr(exc, 'message', str(exc))}")
+    else:
+        messages.success(request, f"{account.name} is connected to its page. Test the connection to check it.")
     return redirect("threads:account_detail", pk=account.pk)
