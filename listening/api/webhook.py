@@ -23,9 +23,9 @@ from crm.api import error_response
 from listening import services
 from listening.api.common import CHANNEL_RE, WebhookErrorSerializer
 from listening.models import ListeningSource
-from threads.api.inbound import read_limited_body
+from threads.api.inbound import read_signed_body
 from threads.connectors import Party, PublicPost
-from threads.connectors.webhook import PARTY_KINDS, SIGNATURE_HEADER, signature_valid
+from threads.connectors.webhook import PARTY_KINDS, SIGNATURE_HEADER
 
 
 class WebhookAuthorSerializer(serializers.Serializer):
@@ -188,15 +188,9 @@ class ListeningWebhookView(APIView):
         source = ListeningSource.objects.filter(slug=slug, kind=ListeningSource.Kind.WEBHOOK).first()
         if source is None:
             return error_response("forbidden", _FORBIDDEN, 403)
-        too_large = error_response("too_large", f"The body is larger than {limit} bytes.", 413)
-        declared = request.META.get("CONTENT_LENGTH") or "0"
-        if declared.isdigit() and int(declared) > limit:
-            return too_large
-        body = read_limited_body(request, limit)
-        if body is None:
-            return too_large
-        if not signature_valid(source.secret, body, request.headers.get(SIGNATURE_HEADER)):
-            return error_response("forbidden", _FORBIDDEN, 403)
+        body = read_signed_body(request, limit=limit, secret=source.secret)
+        if isinstance(body, Response):
+            return body
         if source.status == ListeningSource.Status.PAUSED:
             return error_response("paused", f"The source {slug!r} is paused.", 403)
         posts, errors = parse_posts(body, received_at=timezone.now())

@@ -8,11 +8,10 @@ import datetime as dt
 import logging
 import re
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -20,6 +19,7 @@ from accounts.models import User
 from accounts.selectors import can_see
 from crm.celery import bounded_countdown
 from crm.errors import DomainError, NotFound
+from crm.locks import advisory_lock
 from listening.models import ListeningSource
 from listening.services.engine_cache import ruleset_bump
 from listening.services.evaluate import posts_ingest
@@ -213,19 +213,9 @@ def _enqueue_fetch(source_id: int) -> None:
 # --- Fetching -------------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def source_lock(source_id: int) -> Iterator[bool]:
-    """Session-level advisory lock on one source; yields False when another worker holds it. It dies with the
-    connection, so a killed worker never leaves a source locked."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, source_id])
-        got = cursor.fetchone()[0]
-    try:
-        yield got
-    finally:
-        if got:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, source_id])
+def source_lock(source_id: int) -> contextlib.AbstractContextManager[bool]:
+    """Session-level advisory lock on one source; yields False when another worker holds it."""
+    return advisory_lock(LOCK_NAMESPACE, source_id)
 
 
 def backoff_seconds(failures: int) -> int:

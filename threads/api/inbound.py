@@ -76,6 +76,22 @@ def read_limited_body(request: Request, limit: int) -> bytes | None:
     return None if len(body) > limit else body
 
 
+def read_signed_body(request: Request, *, limit: int, secret: str) -> bytes | Response:
+    """The raw body, when it is at most ``limit`` bytes and signed with ``secret`` (``X-Threadline-Signature``);
+    otherwise the answer to give: 413 before anything past the limit is read, 403 for a bad or missing signature.
+    The signature is checked over the exact bytes received, before any parsing."""
+    too_large = error_response("too_large", f"The body is larger than {limit} bytes.", 413)
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if declared.isdigit() and int(declared) > limit:
+        return too_large
+    body = read_limited_body(request, limit)
+    if body is None:
+        return too_large
+    if not signature_valid(secret, body, request.headers.get(SIGNATURE_HEADER)):
+        return error_response("forbidden", _FORBIDDEN, 403)
+    return body
+
+
 class InboundWebhookView(APIView):
     """Receive one message from another system, authenticated by the HMAC signature of its body."""
 
@@ -116,15 +132,9 @@ class InboundWebhookView(APIView):
         account = ChannelAccount.objects.filter(slug=source, kind=ChannelAccount.Kind.WEBHOOK).first()
         if account is None:
             return error_response("forbidden", _FORBIDDEN, 403)
-        too_large = error_response("too_large", f"The body is larger than {limit} bytes.", 413)
-        declared = request.META.get("CONTENT_LENGTH") or "0"
-        if declared.isdigit() and int(declared) > limit:
-            return too_large
-        body = read_limited_body(request, limit)
-        if body is None:
-            return too_large
-        if not signature_valid(webhook_secret(account), body, request.headers.get(SIGNATURE_HEADER)):
-            return error_response("forbidden", _FORBIDDEN, 403)
+        body = read_signed_body(request, limit=limit, secret=webhook_secret(account))
+        if isinstance(body, Response):
+            return body
         if account.status == ChannelAccount.Status.PAUSED:
             return error_response("paused", f"The source {source!r} is paused.", 403)
         data, errors = parse_event(body)

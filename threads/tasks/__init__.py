@@ -15,17 +15,16 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterator
 
 from celery import shared_task
 from django.conf import settings
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Notification
 from accounts.services import notification_create
 from crm.celery import bounded_countdown
+from crm.locks import advisory_lock
 from threads.connectors import ChannelAuthError, ChannelRateLimited, ChannelUnavailable, ConnectorError, poller_for
 from threads.models import ChannelAccount, RawEvent
 
@@ -34,18 +33,9 @@ log = logging.getLogger(__name__)
 LOCK_NAMESPACE = 7301  # first key of the two-key advisory lock: "threads channel account"
 
 
-@contextlib.contextmanager
-def account_lock(account_id: int) -> Iterator[bool]:
+def account_lock(account_id: int) -> contextlib.AbstractContextManager[bool]:
     """Session-level advisory lock on one channel account; yields False when another worker holds it."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, account_id])
-        got = cursor.fetchone()[0]
-    try:
-        yield got
-    finally:
-        if got:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, account_id])
+    return advisory_lock(LOCK_NAMESPACE, account_id)
 
 
 def backoff_seconds(failures: int) -> int:
