@@ -31,7 +31,7 @@ from listening import selectors
 from listening.models import Mention, Post
 from listening.services.documents import message_is_listened
 from listening.sources import rss, social  # noqa: F401  (fetchers register at import)
-from threads.events import IngestedMessage, messages_ingested
+from threads.events import IngestedMessage, messages_ingested, messages_matched
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,15 @@ def on_messages_ingested(sender: Any, messages: list[IngestedMessage], **kwargs:
 
 
 messages_ingested.connect(on_messages_ingested, dispatch_uid="listening.on_messages_ingested")
+
+
+def on_messages_matched(sender: Any, message_ids: list[int], contact_id: int, **kwargs: Any) -> None:
+    from listening.services.evaluate import mentions_contact_set
+
+    mentions_contact_set(message_ids=message_ids, contact_id=contact_id)
+
+
+messages_matched.connect(on_messages_matched, dispatch_uid="listening.on_messages_matched")
 
 
 # --- Timeline ---------------------------------------------------------------------------------------------------

@@ -25,3 +25,7 @@ class IngestedMessage:
 
 
 messages_ingested = Signal()
+
+# Sent after commit when stored messages get a contact after the fact (an unmatched message assigned to a person),
+# with ``message_ids`` (list[int]) and ``contact_id``: receivers that keyed rows by message re-point them.
+messages_matched = Signal()

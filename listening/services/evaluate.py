@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from contacts.models import Contact
-from listening.models import ListeningSource
+from listening.models import ListeningSource, Mention
 from listening.query import Document, Engine, Match, highlight_snippet, sentiment
 from listening.services.actions import NewMention, actions_run
 from listening.services.bulk import NULL, copy_array, copy_rows, copy_text, copy_value
@@ -308,3 +308,9 @@ def posts_ingest(*, source: ListeningSource, posts: Sequence[PublicPost]) -> Eva
         engine = engine_current()
         _run_actions(_evaluate(engine, items, now, result), now, result)
     return result
+
+
+def mentions_contact_set(*, message_ids: list[int], contact_id: int) -> int:
+    """Messages that were unmatched when their mentions were stored now belong to a contact: so do the mentions
+    (their timeline, the contact filter of the feed, the visibility that follows the contact)."""
+    return Mention.objects.filter(message_id__in=message_ids, contact__isnull=True).update(contact_id=contact_id)

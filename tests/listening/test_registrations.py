@@ -107,3 +107,18 @@ def test_my_day_without_listening_news(client, world) -> None:
     client.force_login(world.b1)
     page = client.get("/").content.decode()
     assert "Listening alerts" in page and "found nothing this week" in page
+
+
+def test_a_mention_of_an_unmatched_message_follows_it_to_the_contact_it_is_assigned_to(
+    world, django_capture_on_commit_callbacks
+) -> None:  # fmt: skip
+    from threads.services.conversations import unmatched_assign
+
+    make_rule(world.a1, query="acme", alert_in_app=False, spike_alerts=False)
+    box = ChannelAccountFactory(owner=world.a1, team=world.team_a, unknown_policy="unmatched")
+    message = ingest_email(box, "stranger@example.com", "is acme any good?")
+    mentions_evaluate_messages(message_ids=[message.pk])
+    assert Mention.objects.get().contact_id is None
+    with django_capture_on_commit_callbacks(execute=True):
+        unmatched_assign(actor=world.a1, message=message, contact=world.a1_shared)
+    assert Mention.objects.get().contact_id == world.a1_shared.pk

@@ -22,6 +22,7 @@ from accounts.selectors import can_see, visible
 from contacts.models import Contact, ContactIdentity
 from contacts.services import identity_attach
 from crm.errors import DomainError, NotFound
+from threads.events import messages_matched
 from threads.models import Channel, ChannelAccount, Direction, Message, Thread, ThreadRead
 
 TOPIC_MAX = 200
@@ -346,4 +347,5 @@ def unmatched_assign(*, actor: User, message: Message, contact: Contact) -> Thre
             [ids, contact.pk],
         )
     main.refresh_from_db()
+    transaction.on_commit(lambda: messages_matched.send(sender=Message, message_ids=ids, contact_id=contact.pk))
     return main
