@@ -16,6 +16,9 @@ from activities.models import (
     TierCadence,
     TouchPrompt,
 )
+from activities.services.calendar import touch_prompt_dismiss, touch_prompt_snooze
+from activities.services.plans import plan_run_cancel, plan_run_pause, plan_run_resume
+from crm.errors import DomainError
 
 
 @admin.register(Activity)
@@ -79,6 +82,19 @@ class PlanRunAdmin(SimpleHistoryAdmin):
     list_select_related = ["plan", "contact", "assignee", "current_step"]
     raw_id_fields = ["plan", "assignment", "contact", "assignee", "current_step"]
     show_full_result_count = False
+    actions = ["pause_runs", "resume_runs", "cancel_runs"]
+
+    @admin.action(description="Pause selected plan runs")
+    def pause_runs(self, request: HttpRequest, queryset: QuerySet[PlanRun]) -> None:
+        _each(self, request, queryset, lambda run: plan_run_pause(run=run, actor=request.user), "Paused")
+
+    @admin.action(description="Resume selected plan runs")
+    def resume_runs(self, request: HttpRequest, queryset: QuerySet[PlanRun]) -> None:
+        _each(self, request, queryset, lambda run: plan_run_resume(run=run, actor=request.user), "Resumed")
+
+    @admin.action(description="Cancel selected plan runs")
+    def cancel_runs(self, request: HttpRequest, queryset: QuerySet[PlanRun]) -> None:
+        _each(self, request, queryset, lambda run: plan_run_cancel(run=run, actor=request.user), "Cancelled")
 
 
 @admin.register(TierCadence)
@@ -100,3 +116,28 @@ class TouchPromptAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     raw_id_fields = ["contact", "owner", "activity"]
     show_full_result_count = False
+    actions = ["snooze_week", "dismiss"]
+
+    @admin.action(description="Snooze selected prompts for 7 days")
+    def snooze_week(self, request: HttpRequest, queryset: QuerySet[TouchPrompt]) -> None:
+        _each(self, request, queryset, lambda p: touch_prompt_snooze(prompt=p, actor=request.user, days=7), "Snoozed")
+
+    @admin.action(description="Dismiss selected prompts")
+    def dismiss(self, request: HttpRequest, queryset: QuerySet[TouchPrompt]) -> None:
+        _each(self, request, queryset, lambda p: touch_prompt_dismiss(prompt=p, actor=request.user), "Dismissed")
+
+
+def _each(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, action, done: str) -> None:  # type: ignore[type-arg,no-untyped-def]
+    """Run a service on each selected row (the services own the rules: state, visibility); report what was refused
+    instead of failing the whole batch."""
+    ok, refused = 0, []
+    for obj in queryset:
+        try:
+            action(obj)
+        except DomainError as exc:
+            refused.append(f"{obj}: {exc.message}")
+        else:
+            ok += 1
+    model_admin.message_user(request, f"{done} {ok}.", messages.SUCCESS)
+    if refused:
+        model_admin.message_user(request, "Not changed: " + "; ".join(refused[:10]), messages.WARNING)

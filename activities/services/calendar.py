@@ -7,6 +7,8 @@ one query each, never by looping over contacts, and a unique constraint is what 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import smtplib
 from collections import defaultdict
 
 from django.conf import settings
@@ -21,6 +23,8 @@ from accounts.services import notification_create
 from activities.models import Activity, ContactCadence, Kind, TierCadence, TouchPrompt
 from contacts.models import Contact
 from crm.errors import DomainError
+
+log = logging.getLogger(__name__)
 
 DUE_SOON = dt.timedelta(minutes=30)
 # Overdue reminders look back a day only: a long-forgotten backlog is My day's job, not a burst of e-mails.
@@ -291,35 +295,58 @@ def digest_send(*, today: dt.date | None = None) -> int:
         prompts[prompt.owner_id].append(prompt)
     start = dt.datetime.combine(today, dt.time.min, tzinfo=tz)
     sent = 0
+    failed: list[str] = []
     for pk, user in users.items():
         mine, my_prompts = activities.get(pk, []), prompts.get(pk, [])
         if not mine and not my_prompts:
             continue
         overdue = [a for a in mine if a.due_at is not None and a.due_at < start]
         due_today = [a for a in mine if a.due_at is not None and a.due_at >= start]
-        notification = notification_create(
-            user=user,
-            message=f"Your day: {len(due_today)} due today, {len(overdue)} overdue, {len(my_prompts)} to get in touch",
-            url="/",
-            dedupe_key=f"digest:{today.isoformat()}",
-        )
-        if notification is None:
+        try:
+            # The claim and the e-mail are one unit: if the mail server refuses, the claim is rolled back and the
+            # next run (the task retries) sends that user's digest; if it was sent, no re-run sends it again.
+            with transaction.atomic():
+                notification = notification_create(
+                    user=user,
+                    message=(
+                        f"Your day: {len(due_today)} due today, {len(overdue)} overdue, "
+                        f"{len(my_prompts)} to get in touch"
+                    ),
+                    url="/",
+                    dedupe_key=f"digest:{today.isoformat()}",
+                )
+                if notification is None:
+                    continue
+                _send(
+                    user=user,
+                    subject=f"Your day, {today:%A %d %B}",
+                    template="digest",
+                    context={
+                        "user": user,
+                        "today": today,
+                        "due_today": due_today,
+                        "overdue": overdue,
+                        "prompts": my_prompts,
+                        "url": _site_url("/"),
+                    },
+                )
+        except (OSError, smtplib.SMTPException) as exc:
+            failed.append(f"{user}: {exc}")
+            log.warning("digest for %s not sent (will retry): %s", user, exc)
             continue
-        _send(
-            user=user,
-            subject=f"Your day, {today:%A %d %B}",
-            template="digest",
-            context={
-                "user": user,
-                "today": today,
-                "due_today": due_today,
-                "overdue": overdue,
-                "prompts": my_prompts,
-                "url": _site_url("/"),
-            },
-        )
         sent += 1
+    if failed:
+        raise DigestNotSent(sent=sent, failed=failed)
     return sent
+
+
+class DigestNotSent(Exception):
+    """Some digests could not be sent (the others were): the task retries, and only the missing ones go out."""
+
+    def __init__(self, *, sent: int, failed: list[str]) -> None:
+        super().__init__(f"{len(failed)} digest(s) not sent ({sent} sent): {'; '.join(failed)[:1000]}")
+        self.sent = sent
+        self.failed = failed
 
 
 # --- Calendar invitations -----------------------------------------------------------------------------------

@@ -26,8 +26,13 @@ def reminders_send_task() -> int:
     return reminders_send()
 
 
-@shared_task(name="activities.tasks.calendar.digest_send_task")
-def digest_send_task() -> int:
-    from activities.services.calendar import digest_send
+@shared_task(name="activities.tasks.calendar.digest_send_task", bind=True, max_retries=6)
+def digest_send_task(self) -> int:  # type: ignore[no-untyped-def]
+    from activities.services.calendar import DigestNotSent, digest_send
+    from crm.celery import bounded_countdown
 
-    return digest_send()
+    try:
+        return digest_send()
+    except DigestNotSent as exc:
+        # Only the digests that did not go out are sent again (each user's claim rolled back with its failure).
+        raise self.retry(exc=exc, countdown=bounded_countdown(300 * 2**self.request.retries)) from exc

@@ -95,3 +95,32 @@ def test_digest_sends_one_email_per_user_per_day(world) -> None:
 def test_digest_skips_users_with_nothing_to_do(world) -> None:
     assert digest_send() == 0
     assert mail.outbox == []
+
+
+def test_a_digest_the_mail_server_refused_is_sent_by_the_retry_and_only_once(world, monkeypatch) -> None:
+    import smtplib
+
+    from activities.services import calendar
+    from activities.services.calendar import DigestNotSent
+
+    today = timezone.localdate(NOW)
+    due = timezone.make_aware(dt.datetime.combine(today, dt.time(12)))
+    Activity.objects.create(subject="Lunch with Ann", owner=world.a1, due_at=due)
+    Activity.objects.create(subject="Call Bea", owner=world.b1, due_at=due)
+    real_send = calendar._send
+
+    def refuse_a1(*, user, **kwargs):  # type: ignore[no-untyped-def]
+        if user == world.a1:
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        real_send(user=user, **kwargs)
+
+    monkeypatch.setattr(calendar, "_send", refuse_a1)
+    with pytest.raises(DigestNotSent) as failure:
+        digest_send(today=today)
+    assert failure.value.sent == 1 and len(failure.value.failed) == 1
+    assert [m.to for m in mail.outbox] == [[world.b1.email]]
+    # a1's claim was rolled back with the failed send: the retry sends a1's digest, and b1's is not sent twice.
+    assert not Notification.objects.filter(user=world.a1, dedupe_key=f"digest:{today.isoformat()}").exists()
+    monkeypatch.setattr(calendar, "_send", real_send)
+    assert digest_send(today=today) == 1
+    assert sorted(m.to[0] for m in mail.outbox) == sorted([world.a1.email, world.b1.email])
