@@ -109,3 +109,13 @@ def test_contact_page_links_each_social_identity_to_its_profile(world, client) -
     page = client.get(reverse("contacts:detail", args=[world.a1_shared.pk])).content.decode()
     assert 'href="https://x.com/i/user/1001"' in page and "@AnnSmith" in page and "id 1001" in page
     assert 'href="https://www.facebook.com/5566"' in page
+
+
+def test_a_message_stored_before_creates_no_lead_when_it_comes_again(world, x_account) -> None:
+    tombstone = tweet("t9", user_id="4242", handle="Newcomer", deleted=True, text="")
+    tombstone.author, tombstone.counterparts = None, []  # a deletion notice names no author
+    (mid,) = ingest(x_account, [tombstone])
+    assert Message.objects.get(pk=mid).deleted_at is not None
+    assert not ContactIdentity.objects.filter(kind="twitter").exists()
+    assert ingest(x_account, [tweet("t9", user_id="4242", handle="Newcomer", text="late copy")]) == []
+    assert not ContactIdentity.objects.filter(kind="twitter").exists()  # no lead for a message already stored

@@ -476,15 +476,25 @@ def ingest_batch(*, account: ChannelAccount | None, messages: Sequence[Normalize
     batch_parties = [p for m in needs_contact for p in [*_parties(m), *([m.author] if m.author else [])]]
     known = _resolve_identities(batch_parties)
     _resolve_social_handles(batch_parties, known)
-    unknown_first: list[Party] = []
+    strangers: list[tuple[NormalizedMessage, Party]] = []
     for m in needs_contact:
         parties = _parties(m)
         if parties and not any((p.kind, p.address) in known for p in parties):
-            unknown_first.append(parties[0])
-    if unknown_first and account is not None and account.unknown_policy == ChannelAccount.UnknownPolicy.CREATE_LEAD:
-        before = len(known)
-        known.update(_create_leads(account, unknown_first))
-        result.leads_created = len(known) - before
+            strangers.append((m, parties[0]))
+    if strangers and account is not None and account.unknown_policy == ChannelAccount.UnknownPolicy.CREATE_LEAD:
+        # A message already stored (a re-fetch, a late copy after its deletion tombstone) creates no lead: only
+        # the few strangers' messages are looked up, so the common path pays nothing.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT global_key FROM threads_message WHERE global_key = ANY(%s)",
+                [[m.key()[:600] for m, _ in strangers]],
+            )
+            stored = {row[0] for row in cursor.fetchall()}
+        unknown_first = [party for m, party in strangers if m.key()[:600] not in stored]
+        if unknown_first:
+            before = len(known)
+            known.update(_create_leads(account, unknown_first))
+            result.leads_created = len(known) - before
     # 2. Thread keying: our own encoded thread, else the conversation's thread, else the contact's main thread.
     contact_of: list[int | None] = []
     author_identity: list[int | None] = []
