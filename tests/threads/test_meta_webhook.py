@@ -243,12 +243,21 @@ def test_deleted_comment_delivered_by_webhook_is_marked(client, account, queued)
         "2203948571_900113", "2203948571_900113:remove"}  # fmt: skip
 
 
-def test_edits_are_kept_as_raw_events_without_a_second_message(client, account, queued) -> None:
+def test_an_edit_replaces_the_text_keeps_the_old_one_and_adds_no_message(client, account, queued) -> None:
     post(client, delivery(feed_entry(comment_change("2203948571_900113", POST_ID, text="Nice bike"))))
     post(client, delivery(feed_entry(comment_change("2203948571_900113", POST_ID, verb="edited", text="Nice bike!!"))))
     raw_events_process_task(account.pk)
     assert Message.objects.count() == 1 and RawEvent.objects.count() == 2
     assert not RawEvent.objects.filter(status="dead").exists()
+    comment = Message.objects.get()
+    assert comment.body_text == "Nice bike!!" and comment.meta["edits"] == ["Nice bike"]
+    assert "edited_at" in comment.meta
+    # Replaying both events changes nothing more.
+    from threads.services.pipeline import raw_events_replay
+
+    raw_events_replay(account=account)
+    comment.refresh_from_db()
+    assert comment.body_text == "Nice bike!!" and comment.meta["edits"] == ["Nice bike"]
 
 
 def test_our_own_sends_echo_back_as_outbound_in_the_persons_thread(client, account, queued) -> None:

@@ -121,6 +121,9 @@ class NormalizedMessage:
     # The provider says it was deleted (a deleted tweet or comment): the stored message is marked, never dropped;
     # a deletion seen before the message itself stores a tombstone that the later copy cannot resurrect.
     deleted: bool = False
+    # The provider says the text was edited (a Facebook comment): a stored copy takes the new text and keeps the
+    # previous ones in ``meta["edits"]``; a first sighting is stored as it is.
+    edited: bool = False
 
     def key(self) -> str:
         return self.global_key or f"{self.channel}:{self.external_id}"

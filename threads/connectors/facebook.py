@@ -575,7 +575,7 @@ def normalize_comment_event(event: RawEvent, account: ChannelAccount) -> list[No
         NormalizedMessage(
             channel=Channel.FACEBOOK, direction=Direction.OUTBOUND if outbound else Direction.INBOUND,
             external_id=comment_id, sent_at=sent_at, provider_thread_key=f"facebook:post:{post_id}",
-            author=author, counterparts=counterparts, body_text=text, body_display=text, deleted=deleted,
+            author=author, counterparts=counterparts, body_text=text, body_display=text, deleted=deleted, edited=edited,
             meta={"fb_kind": "comment", "page_id": page_id, "post_id": post_id,
                   **({"parent_comment_id": parent_id} if parent_id else {}), **({"edited": True} if edited else {}),
                   **meta},

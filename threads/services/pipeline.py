@@ -51,6 +51,7 @@ class IngestResult:
     leads_created: int = 0
     dead: int = 0  # raw events dead-lettered (raw_events_process only)
     deleted: int = 0  # messages newly marked deleted by the provider
+    edited: int = 0  # stored messages whose text the provider's edit replaced
 
     def merge(self, other: IngestResult) -> None:
         self.created += other.created
@@ -59,6 +60,7 @@ class IngestResult:
         self.leads_created += other.leads_created
         self.dead += other.dead
         self.deleted += other.deleted
+        self.edited += other.edited
 
 
 # --- Raw events ------------------------------------------------------------------------------------------------
@@ -592,6 +594,22 @@ def ingest_batch(*, account: ChannelAccount | None, messages: Sequence[Normalize
                 "WHERE m.global_key = s.global_key AND NOT (%s::bigint = ANY(m.seen_by))",
                 [account.pk, private, private, visible_to, account.pk],
             )
+        edits = [
+            (m.key()[:600], m.body_text[:BODY_MAX_CHARS], m.body_display[:BODY_MAX_CHARS])
+            for m in messages
+            if m.edited and not m.deleted  # also when the original came in this same batch
+        ]
+        if edits:
+            # In processing order (raw events are processed by id), so the last edit received wins; earlier texts
+            # are kept in meta["edits"]. A message deleted at the provider keeps the text it had.
+            for key, text, display in edits:
+                cursor.execute(
+                    "UPDATE threads_message SET body_text = %s, body_display = %s, meta = meta || jsonb_build_object("
+                    "'edited_at', %s::text, 'edits', COALESCE(meta->'edits', '[]'::jsonb) || to_jsonb(body_text)) "
+                    "WHERE global_key = %s AND deleted_at IS NULL AND body_text IS DISTINCT FROM %s",
+                    [text, display, now.isoformat(), key, text],
+                )
+                result.edited += cursor.rowcount
         deleted_keys = [m.key()[:600] for m in messages if m.deleted]
         if deleted_keys:
             # After the insert, so a deletion that arrives before its message leaves a marked tombstone.
