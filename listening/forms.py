@@ -1,5 +1,5 @@
 """Forms of the Listening pages. They shape the input only: listening.services decides what a valid rule or source
-is, and its DomainError fields are put back on the matching form field by :func:`add_service_errors`."""
+is, and its DomainError fields are put back on the matching form field by :func:`crm.forms.add_service_errors`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from django import forms
 
 from accounts.models import Team, User, Visibility
 from activities.models import Kind as ActivityKind
-from crm.errors import DomainError
 from listening.models import ListeningRule, ListeningSource, Mention
 from listening.selectors import MentionFilters
 from threads.models import Channel, ChannelAccount
@@ -24,19 +23,6 @@ RULE_ACTION_FIELDS = (
     "alert_in_app", "alert_cooldown_minutes", "alert_email_digest", "activity_for", "activity_kind",
     "activity_title", "activity_cooldown_minutes", "tag", "spike_alerts", "spike_k", "spike_min_count",
 )  # fmt: skip
-
-
-def add_service_errors(form: forms.Form, exc: DomainError, *, aliases: dict[str, str] | None = None) -> None:
-    """Put a service's field errors on the form's fields (``aliases`` maps service names to form names)."""
-    aliases = aliases or {}
-    placed = False
-    for key, errors in exc.fields.items():
-        name = aliases.get(key, key)
-        for error in errors:
-            form.add_error(name if name in form.fields else None, error)
-            placed = True
-    if not placed:
-        form.add_error(None, exc.message)
 
 
 class DateInput(forms.DateInput):

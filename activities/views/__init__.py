@@ -16,6 +16,7 @@ from activities.models import Activity, Kind
 from activities.services import plans as plan_services
 from contacts.selectors import contact_get
 from crm.errors import DomainError
+from crm.forms import add_service_errors
 
 PAGE_SIZE = 100
 
@@ -57,11 +58,7 @@ def create(request: HttpRequest) -> HttpResponse:
         try:
             activity = services.activity_create(actor=request.user, contact=contact, **data)
         except DomainError as exc:
-            for key, errors in exc.fields.items():
-                for error in errors:
-                    form.add_error(key if key in form.fields else None, error)
-            if not exc.fields:
-                form.add_error(None, exc.message)
+            add_service_errors(form, exc)
         else:
             messages.success(request, f"{activity.get_kind_display()} “{activity.subject}” scheduled.")
             return (

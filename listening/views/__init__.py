@@ -18,8 +18,9 @@ from django.views.decorators.http import require_POST
 
 from accounts.selectors import team_list
 from crm.errors import DomainError
+from crm.forms import add_service_errors
 from listening import selectors, services
-from listening.forms import CHANNEL_LABELS, DryRunForm, RuleForm, add_service_errors
+from listening.forms import CHANNEL_LABELS, DryRunForm, RuleForm
 from listening.models import ListeningRule
 from listening.views.charts import sentiment_chart, sparkline, volume_chart
 from listening.views.highlight import error_markup, highlight_segments

@@ -15,8 +15,9 @@ from django.views.decorators.http import require_POST
 
 from accounts.selectors import team_list
 from crm.errors import DomainError
+from crm.forms import add_service_errors
 from listening import selectors, services
-from listening.forms import SourceForm, add_service_errors
+from listening.forms import SourceForm
 from listening.models import ListeningSource
 from threads.models import ChannelAccount
 from threads.selectors.channels import channel_account_list

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from accounts.selectors import user_list
 from contacts.selectors import contact_get, contact_list
 from crm.errors import DomainError, NotFound
+from crm.forms import add_service_errors
 from threads import selectors
 from threads.models import Channel, Message, Thread
 from threads.selectors import latest_inbound
@@ -177,11 +178,7 @@ def reply(request: HttpRequest, pk: int) -> HttpResponse:
                 mode=form.cleaned_data["mode"] if account.kind == "twitter" else "",
             )  # fmt: skip
         except DomainError as exc:
-            for key, errors in exc.fields.items():
-                for error in errors:
-                    form.add_error(key if key in form.fields else None, error)
-            if not exc.fields:
-                form.add_error(None, exc.message)
+            add_service_errors(form, exc)
         else:
             messages.success(request, f"Reply queued for sending through {account.name}.")
             return redirect(reverse("threads:detail", args=[thread.pk]) + f"#m{message.pk}")

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import Team, Visibility
 from accounts.selectors import team_list
 from crm.errors import DomainError
+from crm.forms import add_service_errors
 from threads.models import ChannelAccount
 from threads.selectors import channels as channel_selectors
 from threads.services.channel_accounts import (
@@ -142,12 +143,8 @@ class ConnectForm(forms.Form):
 
 
 def _apply_errors(form: forms.Form, exc: DomainError) -> None:
-    for key, errors in exc.fields.items():
-        name = key.split(".")[-1]
-        for error in errors:
-            form.add_error(name if name in form.fields else None, error)
-    if not exc.fields:
-        form.add_error(None, exc.message)
+    # The service names settings by where they are stored ("config.imap_host"); the form by their own name.
+    add_service_errors(form, exc, aliases={key: key.rsplit(".", 1)[-1] for key in exc.fields})
 
 
 @login_required

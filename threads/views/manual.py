@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from contacts.selectors import contact_get
 from crm.errors import DomainError
+from crm.forms import add_service_errors
 from threads.models import MANUAL_CHANNELS, Direction
 from threads.services.manual import MAX_DURATION_MINUTES, message_log_manual
 
@@ -48,11 +49,7 @@ def log_touch(request: HttpRequest, contact_pk: int) -> HttpResponse:
         try:
             message = message_log_manual(actor=request.user, contact=contact, **form.cleaned_data)
         except DomainError as exc:
-            for key, errors in exc.fields.items():
-                for error in errors:
-                    form.add_error(key if key in form.fields else None, error)
-            if not exc.fields:
-                form.add_error(None, exc.message)
+            add_service_errors(form, exc)
         else:
             messages.success(request, f"{message.get_channel_display()} logged with {contact.display_name}.")
             return redirect("contacts:detail", pk=contact.pk)
