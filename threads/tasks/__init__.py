@@ -27,6 +27,7 @@ from crm.celery import bounded_countdown
 from crm.locks import advisory_lock
 from threads.connectors import ChannelAuthError, ChannelRateLimited, ChannelUnavailable, ConnectorError, poller_for
 from threads.models import ChannelAccount, RawEvent
+from threads.services.channel_accounts import channel_account_throttle
 
 log = logging.getLogger(__name__)
 
@@ -69,24 +70,24 @@ def channel_sync(account_id: int, *, due_check: bool = False) -> str:
             return "needs_reauth"
         except ChannelRateLimited as exc:
             wait = bounded_countdown(exc.retry_after)
-            throttle = {
-                **account.throttle,
-                **{
-                    e.endpoint or "default": (now + dt.timedelta(seconds=bounded_countdown(e.retry_after))).isoformat()
-                    for e in [*exc.others, exc]
-                },
-            }
+            # Merged into the stored state (not read-modify-write): a listening search may record its own limit on
+            # the same account meanwhile.
+            for limited in [*exc.others, exc]:
+                channel_account_throttle(
+                    account_id=account.pk, endpoint=limited.endpoint,
+                    until=now + dt.timedelta(seconds=bounded_countdown(limited.retry_after)),
+                )  # fmt: skip
             if exc.partial:
                 # The other endpoints were read: poll again on the normal interval (the poller skips the throttled
                 # endpoint until its time), so a slow DM limit does not delay mentions.
                 ChannelAccount.objects.filter(pk=account.pk).update(
-                    status=ChannelAccount.Status.ACTIVE, consecutive_failures=0, throttle=throttle,
+                    status=ChannelAccount.Status.ACTIVE, consecutive_failures=0,
                     last_success_at=timezone.now(), last_error=str(exc)[:4000],
                     next_sync_at=now + dt.timedelta(seconds=settings.THREADS_POLL_INTERVAL),
                 )  # fmt: skip
                 return "partly_rate_limited"
             ChannelAccount.objects.filter(pk=account.pk).update(
-                throttle=throttle, next_sync_at=now + dt.timedelta(seconds=wait), last_error=str(exc)[:4000]
+                next_sync_at=now + dt.timedelta(seconds=wait), last_error=str(exc)[:4000]
             )
             # Re-queue for the moment the provider named (never sleep in a worker); the countdown is bounded below
             # the broker's visibility timeout so Redis does not redeliver it early.
