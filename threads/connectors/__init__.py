@@ -16,6 +16,7 @@ back-off. Nothing else about a provider leaks out of its module.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,19 @@ class ChannelRateLimited(ConnectorError):
         self.endpoint = endpoint
         self.partial = partial
         self.others = others or []
+
+
+def credentials_of(account: ChannelAccount) -> dict[str, Any]:
+    """The account's decrypted credentials. Unreadable ones are a re-authentication matter, not a crash."""
+    if not account.credentials:
+        return {}
+    try:
+        data = json.loads(account.credentials)
+    except ValueError:
+        raise ChannelAuthError(f"The stored credentials of {account.name} are unreadable: enter them again.") from None
+    if not isinstance(data, dict):
+        raise ChannelAuthError(f"The stored credentials of {account.name} are unreadable: enter them again.")
+    return data
 
 
 # --- What a normalizer produces ------------------------------------------------------------------------------

@@ -68,13 +68,13 @@ from threads.connectors import (
     PublicPost,
     RawEventIn,
     SendResult,
+    credentials_of,
     register_connection_test,
     register_normalizer,
     register_poller,
     register_post_fetcher,
     register_sender,
 )
-from threads.connectors.email.imap import credentials_of
 from threads.models import Channel, ChannelAccount, Direction, Message
 
 if TYPE_CHECKING:

@@ -58,11 +58,11 @@ from threads.connectors import (
     OutgoingDraft,
     Party,
     SendResult,
+    credentials_of,
     register_connection_test,
     register_normalizer,
     register_sender,
 )
-from threads.connectors.email.imap import credentials_of
 from threads.events import IngestedMessage, messages_ingested
 from threads.models import Channel, ChannelAccount, Direction, Message, RawEvent
 from threads.services.sms import (

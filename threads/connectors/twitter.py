@@ -70,13 +70,13 @@ from threads.connectors import (
     PublicPost,
     RawEventIn,
     SendResult,
+    credentials_of,
     register_connection_test,
     register_normalizer,
     register_poller,
     register_post_fetcher,
     register_sender,
 )
-from threads.connectors.email.imap import credentials_of
 from threads.models import Channel, ChannelAccount, Direction, Message
 from threads.services.channel_accounts import channel_account_identity_set, channel_account_tokens_store
 

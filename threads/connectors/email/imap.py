@@ -19,7 +19,6 @@ import contextlib
 import copy
 import hashlib
 import imaplib
-import json
 import logging
 import re
 import ssl
@@ -29,7 +28,7 @@ from typing import Any
 
 from imap_tools.imap_utf7 import utf7_encode
 
-from threads.connectors import ChannelAuthError, ChannelUnavailable, ConnectorError, RawEventIn
+from threads.connectors import ChannelAuthError, ChannelUnavailable, ConnectorError, RawEventIn, credentials_of
 from threads.models import ChannelAccount
 
 log = logging.getLogger(__name__)
@@ -51,18 +50,6 @@ class ImapSettings:
     security: str
     username: str
     password: str
-
-
-def credentials_of(account: ChannelAccount) -> dict[str, Any]:
-    if not account.credentials:
-        return {}
-    try:
-        data = json.loads(account.credentials)
-    except ValueError:
-        raise ChannelAuthError(f"The stored credentials of {account.name} are unreadable: enter them again.") from None
-    if not isinstance(data, dict):
-        raise ChannelAuthError(f"The stored credentials of {account.name} are unreadable: enter them again.")
-    return data
 
 
 def imap_settings(account: ChannelAccount) -> ImapSettings:

@@ -34,8 +34,9 @@ from threads.connectors import (
     OutgoingDraft,
     Party,
     SendResult,
+    credentials_of,
 )
-from threads.connectors.email.imap import DEFAULT_SENT_FOLDER, credentials_of, imap_session, quote_mailbox
+from threads.connectors.email.imap import DEFAULT_SENT_FOLDER, imap_session, quote_mailbox
 from threads.models import ChannelAccount
 
 log = logging.getLogger(__name__)
