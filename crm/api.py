@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, pagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -53,6 +53,11 @@ def _flatten_fields(detail: Any) -> dict[str, list[str]]:
 
 def error_response(code: str, message: str, status: int, fields: dict[str, list[str]] | None = None) -> Response:
     return Response({"error": {"code": code, "message": message, "fields": fields or {}}}, status=status)
+
+
+def error_json(code: str, message: str, status: int, fields: dict[str, list[str]] | None = None) -> JsonResponse:
+    """The same error shape from a plain Django view (the providers' webhooks run outside DRF)."""
+    return JsonResponse({"error": {"code": code, "message": message, "fields": fields or {}}}, status=status)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

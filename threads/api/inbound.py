@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import transaction
+from django.http import HttpRequest
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -58,10 +59,14 @@ ErrorSerializer = inline_serializer(
 )
 
 
-def read_limited_body(request: Request, limit: int) -> bytes | None:
-    """At most ``limit`` bytes of the body, or None when it is longer. Reads ``limit + 1`` so a lying or missing
-    Content-Length cannot make us buffer more than that."""
-    stream = request.stream
+def read_limited_body(request: Request | HttpRequest, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of the body, or None when it is longer: refused unread when the declared
+    Content-Length says so, else read up to ``limit + 1`` bytes, so a lying or missing Content-Length cannot make
+    us buffer more than that. Takes a DRF request (its ``.stream``) or a plain Django one (itself a stream)."""
+    declared = getattr(request, "META", {}).get("CONTENT_LENGTH") or "0"
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    stream = request.stream if hasattr(request, "stream") else request
     if stream is None:
         return b""
     chunks: list[bytes] = []
@@ -80,13 +85,9 @@ def read_signed_body(request: Request, *, limit: int, secret: str) -> bytes | Re
     """The raw body, when it is at most ``limit`` bytes and signed with ``secret`` (``X-Threadline-Signature``);
     otherwise the answer to give: 413 before anything past the limit is read, 403 for a bad or missing signature.
     The signature is checked over the exact bytes received, before any parsing."""
-    too_large = error_response("too_large", f"The body is larger than {limit} bytes.", 413)
-    declared = request.META.get("CONTENT_LENGTH") or "0"
-    if declared.isdigit() and int(declared) > limit:
-        return too_large
     body = read_limited_body(request, limit)
     if body is None:
-        return too_large
+        return error_response("too_large", f"The body is larger than {limit} bytes.", 413)
     if not signature_valid(secret, body, request.headers.get(SIGNATURE_HEADER)):
         return error_response("forbidden", _FORBIDDEN, 403)
     return body

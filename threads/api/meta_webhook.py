@@ -27,6 +27,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from crm.api import error_json
 from threads.api.inbound import read_limited_body
 from threads.connectors import RawEventIn
 from threads.connectors.facebook import app_secret_of, signature_valid, webhook_events, webhook_secrets
@@ -36,17 +37,6 @@ from threads.services.pipeline import raw_events_store
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
-
-
-class _Body:
-    """``read_limited_body`` reads ``.stream``; a Django request is itself a file-like stream of its body."""
-
-    def __init__(self, request: HttpRequest) -> None:
-        self.stream = request
-
-
-def _error(code: str, message: str, status: int) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message, "fields": {}}}, status=status)
 
 
 @csrf_exempt
@@ -79,21 +69,17 @@ def _accounts_for_page(page_id: str) -> list[ChannelAccount]:
 
 def _receive(request: HttpRequest) -> HttpResponse:
     limit = settings.FACEBOOK_WEBHOOK_MAX_BYTES
-    too_large = _error("too_large", f"The body is larger than {limit} bytes.", 413)
-    declared = request.META.get("CONTENT_LENGTH") or "0"
-    if declared.isdigit() and int(declared) > limit:
-        return too_large
-    body = read_limited_body(_Body(request), limit)  # type: ignore[arg-type]
+    body = read_limited_body(request, limit)
     if body is None:
-        return too_large
+        return error_json("too_large", f"The body is larger than {limit} bytes.", 413)
     header = request.headers.get(SIGNATURE_HEADER)
     signed_with = {secret for secret in webhook_secrets() if signature_valid(secret, body, header)}
     if not signed_with:
-        return _error("forbidden", "Missing or bad signature.", 403)
+        return error_json("forbidden", "Missing or bad signature.", 403)
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
-        return _error("invalid", f"The body is not valid JSON: {exc}", 400)
+        return error_json("invalid", f"The body is not valid JSON: {exc}", 400)
     if not isinstance(payload, dict) or payload.get("object") != "page":
         kind = payload.get("object") if isinstance(payload, dict) else type(payload).__name__
         log.info("facebook webhook: ignored a delivery for object %r", kind)

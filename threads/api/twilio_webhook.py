@@ -26,12 +26,12 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from rest_framework.request import Request
 from twilio.twiml.messaging_response import MessagingResponse
 
+from crm.api import error_json
 from threads.api.inbound import read_limited_body
 from threads.connectors import RawEventIn
 from threads.connectors.sms import EVENT_TYPE, SIGNATURE_HEADER, accounts_for_number, phone_e164, signature_valid
@@ -49,26 +49,17 @@ def _twiml() -> HttpResponse:
     return HttpResponse(EMPTY_TWIML, content_type="text/xml; charset=utf-8")
 
 
-def _error(code: str, message: str, status: int) -> JsonResponse:
-    # The API's error shape; Twilio shows the body in its debugger, which is where someone will read it.
-    return JsonResponse({"error": {"code": code, "message": message, "fields": {}}}, status=status)
-
-
 def _read_form(request: HttpRequest) -> QueryDict | HttpResponse:
     limit = settings.INBOUND_WEBHOOK_MAX_BYTES
-    too_large = _error("too_large", f"The body is larger than {limit} bytes.", 413)
-    declared = request.META.get("CONTENT_LENGTH") or "0"
-    if declared.isdigit() and int(declared) > limit:
-        return too_large
-    body = read_limited_body(Request(request), limit)
+    body = read_limited_body(request, limit)
     if body is None:
-        return too_large
+        return error_json("too_large", f"The body is larger than {limit} bytes.", 413)
     if request.content_type != FORM_TYPE:
-        return _error("unsupported", f"Expected {FORM_TYPE}.", 415)
+        return error_json("unsupported", f"Expected {FORM_TYPE}.", 415)
     try:
         return QueryDict(body, encoding="utf-8")
     except SuspiciousOperation:  # more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS
-        return _error("invalid", "Too many form fields.", 400)
+        return error_json("invalid", "Too many form fields.", 400)
 
 
 def _signed_url(request: HttpRequest) -> str:
@@ -80,7 +71,7 @@ def _our_accounts(request: HttpRequest, form: QueryDict, field: str) -> list[Cha
     """The SMS accounts whose number is ``form[field]`` and that validate the signature; a response when none."""
     signature = request.headers.get(SIGNATURE_HEADER)
     if not signature:
-        return _error("forbidden", "Missing X-Twilio-Signature.", 403)
+        return error_json("forbidden", "Missing X-Twilio-Signature.", 403)
     raw = form.get(field, "")
     try:
         number = phone_e164(raw)
@@ -94,7 +85,7 @@ def _our_accounts(request: HttpRequest, form: QueryDict, field: str) -> list[Cha
     valid = [a for a in accounts if signature_valid(a, url, form, signature)]
     if not valid:
         log.warning("twilio %s for %s: bad signature (checked against %s)", request.path, number, url)
-        return _error("forbidden", "Bad X-Twilio-Signature.", 403)
+        return error_json("forbidden", "Bad X-Twilio-Signature.", 403)
     return valid
 
 
@@ -113,7 +104,7 @@ def twilio_sms_webhook(request: HttpRequest) -> HttpResponse:
         return accounts
     sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
     if not sid:
-        return _error("invalid", "MessageSid is missing; nothing was stored.", 400)
+        return error_json("invalid", "MessageSid is missing; nothing was stored.", 400)
     active = [a for a in accounts if a.status != ChannelAccount.Status.PAUSED]
     if not active:
         log.warning("twilio SMS %s for paused account(s) %s: not stored", sid, [a.pk for a in accounts])
@@ -150,7 +141,7 @@ def twilio_status_webhook(request: HttpRequest) -> HttpResponse:
     sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
     status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip()
     if not sid or not status:
-        return _error("invalid", "MessageSid and MessageStatus are required.", 400)
+        return error_json("invalid", "MessageSid and MessageStatus are required.", 400)
     message = message_delivery_update(
         account_ids=[a.pk for a in accounts], external_id=sid, status=status,
         error_code=(form.get("ErrorCode") or "").strip(), ref=request.GET.get("ref", "")[:64],
