@@ -10,13 +10,14 @@ stored message (a duplicate is never announced twice). Receivers work set-based 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.dispatch import Signal
 
 
-@dataclass(frozen=True)
-class IngestedMessage:
+class IngestedMessage(NamedTuple):
+    """Immutable; a NamedTuple rather than a frozen dataclass because ingest builds one per stored message."""
+
     message_id: int
     contact_id: int | None
     thread_id: int | None

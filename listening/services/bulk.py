@@ -11,8 +11,9 @@ from typing import Any
 
 from django.db import connection
 
+from crm.sql import array_literal
+
 NULL = "\\N"
-_ARRAY_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\x00": ""})
 
 
 def copy_text(value: str | None) -> str:
@@ -51,8 +52,7 @@ def copy_value(value: Any) -> str:
 
 def copy_array(items: Iterable[str]) -> str:
     """A PostgreSQL array literal of strings (``{"a","b"}``), escaped for COPY."""
-    inner = ",".join('"' + str(item).translate(_ARRAY_ESCAPES) + '"' for item in items)
-    return copy_text("{" + inner + "}")
+    return copy_text(array_literal(str(item) for item in items))
 
 
 def copy_rows(table: str, ddl: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:

@@ -33,6 +33,7 @@ from accounts.models import Visibility
 from accounts.selectors import user_team_ids
 from contacts.models import Contact, ContactIdentity
 from contacts.services import contact_search_refresh
+from crm.sql import array_literal
 from threads.connectors import NormalizedMessage, NormalizeError, Party, RawEventIn, normalizer_for
 from threads.events import IngestedMessage, messages_ingested
 from threads.models import Attachment, ChannelAccount, Direction, Message, RawEvent, Thread
@@ -282,11 +283,6 @@ _CLEAN_TABLE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r
 NULL = "\\N"
 
 
-def _text(value: str) -> str:
-    """A text value for COPY's text format: backslash, tab and line breaks escaped, NUL bytes dropped."""
-    return value.translate(_CLEAN_TABLE)
-
-
 def _int_array(values: list[int]) -> str:
     return "{" + ",".join(str(v) for v in values) + "}"
 
@@ -308,16 +304,18 @@ def _parties(message: NormalizedMessage) -> list[Party]:
 
 def _resolve_identities(parties: Iterable[Party]) -> dict[tuple[str, str], tuple[int, int]]:
     """(kind, address) → (identity id, contact id) for every party that is a known identity. One query."""
-    keys = {(p.kind, p.address) for p in parties if p.address}
+    keys = sorted({(p.kind, p.address) for p in parties if p.address})  # index order: neighbouring probes
     if not keys:
         return {}
     kinds, addresses = zip(*keys, strict=True)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT i.kind, i.normalized, i.id, i.contact_id FROM contacts_contactidentity i "
-            "JOIN unnest(%s::varchar[], %s::varchar[]) AS k(kind, normalized) "
-            "ON i.kind = k.kind AND i.normalized = k.normalized",
-            [list(kinds), list(addresses)],
+            # One index probe per address (LIMIT 1 keeps the planner from hashing the whole identity table).
+            "SELECT k.kind, k.normalized, i.id, i.contact_id "
+            "FROM unnest(%s::varchar[], %s::varchar[]) AS k(kind, normalized) "
+            "CROSS JOIN LATERAL (SELECT id, contact_id FROM contacts_contactidentity "
+            "WHERE kind = k.kind AND normalized = k.normalized LIMIT 1) i",
+            [array_literal(kinds), array_literal(addresses)],
         )
         return {(kind, normalized): (iid, cid) for kind, normalized, iid, cid in cursor.fetchall()}
 
@@ -431,13 +429,13 @@ def _thread_by_key(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
     """(contact id, provider thread key) → the thread its latest message sits in. One lateral index probe each."""
     if not pairs:
         return {}
-    contact_ids, keys = zip(*pairs, strict=True)
+    contact_ids, keys = zip(*sorted(pairs), strict=True)  # index order: neighbouring probes
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT k.cid, k.key, m.thread_id FROM unnest(%s::bigint[], %s::varchar[]) AS k(cid, key) "
             "CROSS JOIN LATERAL (SELECT thread_id FROM threads_message WHERE contact_id = k.cid "
             "AND provider_thread_key = k.key AND thread_id IS NOT NULL ORDER BY id DESC LIMIT 1) m",
-            [list(contact_ids), list(keys)],
+            [array_literal(contact_ids), array_literal(keys)],
         )
         return {(cid, key): tid for cid, key, tid in cursor.fetchall()}
 
@@ -454,9 +452,12 @@ def _main_threads(contact_ids: set[int]) -> dict[int, int]:
             "last_subject, last_channel, created_at) SELECT c, '', 'open', '{}', 0, false, '', '', %s "
             "FROM unnest(%s::bigint[]) AS c WHERE NOT EXISTS (SELECT 1 FROM threads_thread t "
             "WHERE t.contact_id = c AND t.topic = '') ON CONFLICT DO NOTHING",
-            [now, ids],
+            [now, array_literal(ids)],
         )
-        cursor.execute("SELECT contact_id, id FROM threads_thread WHERE contact_id = ANY(%s) AND topic = ''", [ids])
+        cursor.execute(
+            "SELECT contact_id, id FROM threads_thread WHERE contact_id = ANY(%s::bigint[]) AND topic = ''",
+            [array_literal(ids)],
+        )
         return dict(cursor.fetchall())
 
 
@@ -549,6 +550,7 @@ def ingest_batch(*, account: ChannelAccount | None, messages: Sequence[Normalize
     now_s = now.isoformat()
     lines = []
     append = lines.append
+    clean = _CLEAN_TABLE
     for seq, (m, cid, tid, aid) in enumerate(zip(messages, contact_of, thread_of, author_identity, strict=True)):
         author = m.author
         parties = (
@@ -560,12 +562,14 @@ def ingest_batch(*, account: ChannelAccount | None, messages: Sequence[Normalize
         html = _sanitize_html(m.body_html) if m.body_html else ""
         append("\t".join((
             str(seq), NULL if tid is None else str(tid), NULL if cid is None else str(cid), acc, m.channel,
-            m.direction, _text(m.external_id[:512]), _text(m.key()[:600]), _text(m.provider_thread_key[:512]),
-            NULL if aid is None else str(aid), _text(author.address[:320]) if author else "",
-            _text(author.name[:200]) if author else "", _text(recipients), m.sent_at.isoformat(),
-            _text(m.subject[:998]), _text(m.body_text[:BODY_MAX_CHARS]), _text(m.body_display[:BODY_MAX_CHARS]),
-            _text(html), NULL if m.raw_event_id is None else str(m.raw_event_id), private_s, visible_s, seen_s,
-            m.delivery, _text(_json(m.meta)) if m.meta else "{}",
+            m.direction, m.external_id[:512].translate(clean), m.key()[:600].translate(clean),
+            m.provider_thread_key[:512].translate(clean), NULL if aid is None else str(aid),
+            author.address[:320].translate(clean) if author else "",
+            author.name[:200].translate(clean) if author else "", recipients.translate(clean),
+            m.sent_at.isoformat(), m.subject[:998].translate(clean),
+            m.body_text[:BODY_MAX_CHARS].translate(clean), m.body_display[:BODY_MAX_CHARS].translate(clean),
+            html.translate(clean), NULL if m.raw_event_id is None else str(m.raw_event_id), private_s, visible_s,
+            seen_s, m.delivery, _json(m.meta).translate(clean) if m.meta else "{}",
             NULL if m.created_by_id is None else str(m.created_by_id), now_s,
         )))  # fmt: skip
     append("")
@@ -575,6 +579,9 @@ def ingest_batch(*, account: ChannelAccount | None, messages: Sequence[Normalize
         # A session-local table, emptied before each batch (not after: a rolled-back batch empties it anyway, and
         # a committed one leaves rows only until the next batch).
         cursor.execute(_STAGING_DDL)
+        # The INSERT below sorts the batch by seq: in memory, not in a temporary file (a batch of long mails is
+        # larger than the default 4 MB). SET LOCAL ends with the caller's transaction.
+        cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute("TRUNCATE threads_ingest_staging")
         cursor.cursor.copy_expert(f"COPY threads_ingest_staging (seq, {columns}) FROM STDIN", buf)
         cursor.execute(
@@ -631,10 +638,7 @@ def ingest_batch(*, account: ChannelAccount | None, messages: Sequence[Normalize
     _update_threads(new_rows)
     _touch_contacts(new_rows)
     if new_rows:
-        payload = [
-            IngestedMessage(message_id=mid, contact_id=cid, thread_id=tid, direction=m.direction, channel=m.channel)
-            for mid, m, cid, tid in new_rows
-        ]
+        payload = [IngestedMessage(mid, cid, tid, m.direction, m.channel) for mid, m, cid, tid in new_rows]
         transaction.on_commit(lambda: messages_ingested.send(sender=Message, messages=payload))
     return result
 
@@ -676,7 +680,7 @@ def _update_threads(rows: list[tuple[int, NormalizedMessage, int | None, int | N
                 participants[tid].add(p.address[:320])
     if not agg:
         return
-    tids = list(agg)
+    tids = sorted(agg)  # rows are locked in id order, so concurrent batches cannot deadlock on them
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -697,16 +701,19 @@ def _update_threads(rows: list[tuple[int, NormalizedMessage, int | None, int | N
                     WHEN v.lout IS NOT NULL AND v.lout >= COALESCE(GREATEST(t.last_inbound_at, v.lin), '-infinity')
                          AND t.status = 'open' THEN 'waiting'
                     ELSE t.status END,
-                participants = ARRAY(SELECT DISTINCT x FROM unnest(t.participants || v.parts) AS x ORDER BY x)
+                participants = CASE WHEN v.parts::varchar[] <@ t.participants THEN t.participants
+                    ELSE ARRAY(SELECT DISTINCT x FROM unnest(t.participants || v.parts) AS x ORDER BY x) END
             FROM unnest(%s::bigint[], %s::int[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[],
                         %s::varchar[], %s::varchar[], %s::varchar[]) AS v0(id, n, last, lin, lout, subject, channel, p)
             CROSS JOIN LATERAL (SELECT v0.*, string_to_array(v0.p, chr(31)) AS parts) AS v
             WHERE t.id = v.id
             """,
             [
-                tids, [agg[t]["n"] for t in tids], [agg[t]["last"] for t in tids], [agg[t]["lin"] for t in tids],
-                [agg[t]["lout"] for t in tids], [agg[t]["subject"] for t in tids], [agg[t]["channel"] for t in tids],
-                [chr(31).join(sorted(participants[t])[:50]) for t in tids],
+                array_literal(tids), array_literal(agg[t]["n"] for t in tids),
+                array_literal(agg[t]["last"] for t in tids), array_literal(agg[t]["lin"] for t in tids),
+                array_literal(agg[t]["lout"] for t in tids), array_literal(agg[t]["subject"] for t in tids),
+                array_literal(agg[t]["channel"] for t in tids),
+                array_literal(chr(31).join(sorted(participants[t])[:50]) for t in tids),
             ],
         )  # fmt: skip
 
@@ -724,5 +731,5 @@ def _touch_contacts(rows: list[tuple[int, NormalizedMessage, int | None, int | N
         cursor.execute(
             "UPDATE contacts_contact c SET last_touch_at = v.at FROM unnest(%s::bigint[], %s::timestamptz[]) "
             "AS v(id, at) WHERE c.id = v.id AND (c.last_touch_at IS NULL OR c.last_touch_at < v.at)",
-            [ids, [latest[i] for i in ids]],
+            [array_literal(ids), array_literal(latest[i] for i in ids)],
         )
