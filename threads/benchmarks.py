@@ -19,15 +19,19 @@ Everything the run created is deleted at the end, so the database is left as it 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import multiprocessing
 import random
+import threading
 import time
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandParser
-from django.db import connection, transaction
+from django.db import OperationalError, connection, connections, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.test import Client
@@ -44,6 +48,7 @@ from threads.models import ChannelAccount, Message, Thread
 from threads.services.pipeline import ingest_batch
 
 NAIVE_SAMPLE = 10_000
+_INHERITED: list[Any] = []  # a forked worker's inherited database connections, kept so they are never finalized
 BATCH = 5_000
 
 _PREFILL_SQL = """
@@ -144,8 +149,73 @@ def _naive(account: ChannelAccount, messages: list[NormalizedMessage]) -> None:
             Contact.objects.filter(pk=identity.contact_id).update(last_touch_at=Greatest("last_touch_at", m.sent_at))
 
 
+def _ingest_worker(
+    k: int, workers: int, account_id: int, messages: int, emails: list[tuple[str, int]], per: int,
+    now: dt.datetime, start: Any, out: Any,
+) -> None:  # fmt: skip
+    """One ingest process: every ``workers``-th batch, each its own committed transaction, retried when the
+    database picks it as a deadlock victim (as the Celery task is)."""
+    # A connection the parent still had open at the fork is the parent's socket: set it aside, never use or close
+    # it here (closing would end the parent's session too), and open our own.
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None:
+            _INHERITED.append(conn.connection)
+            conn.connection = None
+    try:
+        account = ChannelAccount.objects.get(pk=account_id)
+        batches = _messages(messages, emails, per, random.Random(2), now, "run")
+        mine = [batch for i, batch in enumerate(batches) if i % workers == k]
+        created = retries = 0
+        start.wait()
+        for batch in mine:
+            while True:
+                try:
+                    with transaction.atomic():
+                        created += len(ingest_batch(account=account, messages=batch).created)
+                    break
+                except OperationalError as exc:
+                    if getattr(exc.__cause__, "pgcode", None) not in ("40P01", "40001"):
+                        raise
+                    retries += 1
+        out.put((created, retries, ""))
+    except BaseException:
+        start.abort()
+        out.put((0, 0, traceback.format_exc()))
+    finally:
+        connection.close()
+
+
+def _ingest_parallel(
+    account: ChannelAccount, messages: int, emails: list[tuple[str, int]], per: int, now: dt.datetime, workers: int
+) -> tuple[int, int, float]:
+    """Run the timed ingest in ``workers`` forked processes; returns (created, deadlock retries, wall seconds)."""
+    ctx = multiprocessing.get_context("fork")
+    start = ctx.Barrier(workers + 1)
+    out = ctx.Queue()
+    connections.close_all()  # each child opens its own connection
+    procs = [
+        ctx.Process(target=_ingest_worker, args=(k, workers, account.pk, messages, emails, per, now, start, out))
+        for k in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    # Every child has built its batches: the clock starts with the first insert. A broken barrier means a child
+    # failed while preparing; its traceback comes through the queue.
+    with contextlib.suppress(threading.BrokenBarrierError):
+        start.wait()
+    t0 = time.perf_counter()
+    results = [out.get() for _ in procs]
+    elapsed = time.perf_counter() - t0
+    for proc in procs:
+        proc.join()
+    errors = [r[2] for r in results if r[2]]
+    if errors:
+        raise RuntimeError("ingest worker failed:\n" + errors[0])
+    return sum(r[0] for r in results), sum(r[1] for r in results), elapsed
+
+
 def run(*, messages: int = 1_000_000, existing: int = 10_000_000, contacts: int = 100_000, samples: int = 100,
-        **_: Any) -> dict[str, Any]:  # fmt: skip
+        workers: int = 2, **_: Any) -> dict[str, Any]:  # fmt: skip
     rng = random.Random(SEED)
     figures: dict[str, Any] = {"messages": messages, "existing": existing, "contacts": contacts}
     world = None
@@ -187,16 +257,12 @@ def run(*, messages: int = 1_000_000, existing: int = 10_000_000, contacts: int 
             transaction.set_rollback(True)  # the real run starts from the same state
         figures["naive_msgs_per_s"] = round(len(sample) / naive_s)
 
-        # One committed transaction per batch, as a worker does (commit included in the time).
-        created = 0
-        elapsed = 0.0
-        for batch in _messages(messages, emails, per, random.Random(2), now, "run"):
-            t0 = time.perf_counter()
-            with transaction.atomic():
-                result = ingest_batch(account=account, messages=batch)
-            elapsed += time.perf_counter() - t0
-            created += len(result.created)
+        # One committed transaction per batch, as a worker does (commit included in the time), spread over
+        # ``workers`` processes as Celery spreads channel accounts over its worker processes.
+        created, retries, elapsed = _ingest_parallel(account, messages, emails, per, now, workers)
+        figures["workers"] = workers
         figures["created"] = created
+        figures["deadlock_retries"] = retries
         figures["msgs_per_s"] = round(messages / elapsed)
         figures["ratio"] = round(figures["msgs_per_s"] / figures["naive_msgs_per_s"], 1)
 
@@ -289,6 +355,7 @@ def add_arguments(parser: CommandParser) -> None:
     parser.add_argument("--existing", type=int, default=10_000_000, help="Messages already stored.")
     parser.add_argument("--contacts", type=int, default=100_000, help="Contacts the messages are spread across.")
     parser.add_argument("--samples", type=int, default=100, help="Timed timeline and thread pages.")
+    parser.add_argument("--workers", type=int, default=2, help="Ingest processes running side by side.")
 
 
 register(
