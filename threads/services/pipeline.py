@@ -33,7 +33,7 @@ from accounts.models import Visibility
 from accounts.selectors import user_team_ids
 from contacts.models import Contact, ContactIdentity
 from contacts.services import contact_search_refresh
-from crm.sql import array_literal
+from crm.sql import array_literal, int_array
 from threads.connectors import NormalizedMessage, NormalizeError, Party, RawEventIn, normalizer_for
 from threads.events import IngestedMessage, messages_ingested
 from threads.models import Attachment, ChannelAccount, Direction, Message, RawEvent, Thread
@@ -283,10 +283,6 @@ _CLEAN_TABLE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r
 NULL = "\\N"
 
 
-def _int_array(values: list[int]) -> str:
-    return "{" + ",".join(str(v) for v in values) + "}"
-
-
 def _sanitize_html(html: str) -> str:
     if not html:
         return ""
@@ -435,7 +431,7 @@ def _thread_by_key(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
             "SELECT k.cid, k.key, m.thread_id FROM unnest(%s::bigint[], %s::varchar[]) AS k(cid, key) "
             "CROSS JOIN LATERAL (SELECT thread_id FROM threads_message WHERE contact_id = k.cid "
             "AND provider_thread_key = k.key AND thread_id IS NOT NULL ORDER BY id DESC LIMIT 1) m",
-            [array_literal(contact_ids), array_literal(keys)],
+            [int_array(contact_ids), array_literal(keys)],
         )
         return {(cid, key): tid for cid, key, tid in cursor.fetchall()}
 
@@ -452,11 +448,11 @@ def _main_threads(contact_ids: set[int]) -> dict[int, int]:
             "last_subject, last_channel, created_at) SELECT c, '', 'open', '{}', 0, false, '', '', %s "
             "FROM unnest(%s::bigint[]) AS c WHERE NOT EXISTS (SELECT 1 FROM threads_thread t "
             "WHERE t.contact_id = c AND t.topic = '') ON CONFLICT DO NOTHING",
-            [now, array_literal(ids)],
+            [now, int_array(ids)],
         )
         cursor.execute(
             "SELECT contact_id, id FROM threads_thread WHERE contact_id = ANY(%s::bigint[]) AND topic = ''",
-            [array_literal(ids)],
+            [int_array(ids)],
         )
         return dict(cursor.fetchall())
 
@@ -474,6 +470,12 @@ def ingest_batch(*, account: ChannelAccount | None, messages: Sequence[Normalize
     result = IngestResult()
     if not messages:
         return result
+    with connection.cursor() as cursor:
+        # For the rest of the caller's transaction (SET LOCAL): the batch's sort stays in memory (a batch of long
+        # mails is larger than the default 4 MB), and the planner probes a batch's few thousand threads, contacts
+        # and identities by index instead of hashing whole tables, which it prefers under the default cost of a
+        # random page read (4, priced for spinning disks; the working set here is in memory).
+        cursor.execute("SET LOCAL work_mem = '64MB'; SET LOCAL random_page_cost = 1.1")
     # 1. Identity resolution: one query for every party of the batch.
     needs_contact = [m for m in messages if m.contact_id is None]
     batch_parties = [p for m in needs_contact for p in [*_parties(m), *([m.author] if m.author else [])]]
@@ -545,8 +547,8 @@ def ingest_batch(*, account: ChannelAccount | None, messages: Sequence[Normalize
     # pipeline's only per-message Python. Text goes through one C-level translate (escapes, drops NUL bytes).
     acc = str(account.pk) if account is not None else NULL
     private_s = "t" if private else "f"
-    visible_s = _int_array(visible_to)
-    seen_s = _int_array(seen_by)
+    visible_s = int_array(visible_to)
+    seen_s = int_array(seen_by)
     now_s = now.isoformat()
     lines = []
     append = lines.append
@@ -579,9 +581,6 @@ def ingest_batch(*, account: ChannelAccount | None, messages: Sequence[Normalize
         # A session-local table, emptied before each batch (not after: a rolled-back batch empties it anyway, and
         # a committed one leaves rows only until the next batch).
         cursor.execute(_STAGING_DDL)
-        # The INSERT below sorts the batch by seq: in memory, not in a temporary file (a batch of long mails is
-        # larger than the default 4 MB). SET LOCAL ends with the caller's transaction.
-        cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute("TRUNCATE threads_ingest_staging")
         cursor.cursor.copy_expert(f"COPY threads_ingest_staging (seq, {columns}) FROM STDIN", buf)
         cursor.execute(
@@ -706,14 +705,14 @@ def _update_threads(rows: list[tuple[int, NormalizedMessage, int | None, int | N
             FROM unnest(%s::bigint[], %s::int[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[],
                         %s::varchar[], %s::varchar[], %s::varchar[]) AS v0(id, n, last, lin, lout, subject, channel, p)
             CROSS JOIN LATERAL (SELECT v0.*, string_to_array(v0.p, chr(31)) AS parts) AS v
-            WHERE t.id = v.id
+            WHERE t.id = v.id AND t.id = ANY(%s::bigint[])
             """,
             [
-                array_literal(tids), array_literal(agg[t]["n"] for t in tids),
+                int_array(tids), int_array(agg[t]["n"] for t in tids),
                 array_literal(agg[t]["last"] for t in tids), array_literal(agg[t]["lin"] for t in tids),
                 array_literal(agg[t]["lout"] for t in tids), array_literal(agg[t]["subject"] for t in tids),
                 array_literal(agg[t]["channel"] for t in tids),
-                array_literal(chr(31).join(sorted(participants[t])[:50]) for t in tids),
+                array_literal(chr(31).join(sorted(participants[t])[:50]) for t in tids), int_array(tids),
             ],
         )  # fmt: skip
 
@@ -731,5 +730,5 @@ def _touch_contacts(rows: list[tuple[int, NormalizedMessage, int | None, int | N
         cursor.execute(
             "UPDATE contacts_contact c SET last_touch_at = v.at FROM unnest(%s::bigint[], %s::timestamptz[]) "
             "AS v(id, at) WHERE c.id = v.id AND (c.last_touch_at IS NULL OR c.last_touch_at < v.at)",
-            [array_literal(ids), array_literal(latest[i] for i in ids)],
+            [int_array(ids), array_literal(latest[i] for i in ids)],
         )
