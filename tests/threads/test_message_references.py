@@ -20,8 +20,9 @@ from .factories import ChannelAccountFactory, inbound_email
 
 def _message(thread: Thread | None, account, **overrides) -> Message:  # type: ignore[no-untyped-def]
     fields = {
-        "thread": thread, "contact_id": thread.contact_id if thread else None, "channel_account": account, "channel": "email",
-        "direction": "inbound", "external_id": f"x{Message.objects.count()}@example.com", "sent_at": timezone.now(),
+        "thread": thread, "contact_id": thread.contact_id if thread else None, "channel_account": account,
+        "channel": "email", "direction": "inbound", "external_id": f"x{Message.objects.count()}@example.com",
+        "sent_at": timezone.now(),
     }  # fmt: skip
     fields.update(overrides)
     fields.setdefault("global_key", f"email:{fields['external_id']}")
@@ -64,10 +65,13 @@ def test_raw_deletes_of_referenced_rows_are_refused(setup) -> None:  # type: ign
     for table, pk in (
         ("threads_thread", thread.pk), ("contacts_contact", world.b1_shared.pk), ("threads_channelaccount", account.pk),
     ):  # fmt: skip
-        with pytest.raises(IntegrityError, match="still referenced"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(f"DELETE FROM {table} WHERE id = %s", [pk])  # noqa: S608
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # what the commit would check
+        with (
+            pytest.raises(IntegrityError, match="still referenced"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(f"DELETE FROM {table} WHERE id = %s", [pk])  # noqa: S608
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # what the commit would check
     assert Message.objects.count() == 2
 
 
