@@ -70,7 +70,10 @@ CREATE TRIGGER threads_message_refs_update AFTER UPDATE ON threads_message
 _REFERENCED_CHECK = """
 CREATE OR REPLACE FUNCTION threads_message_{name}_delete_check() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM threads_message m WHERE m.{column} = OLD.id) THEN
+    -- As a foreign key's check: nothing to do if a row with the same id exists again by commit (an unmerge
+    -- restores a merged-away contact under its old id).
+    IF EXISTS (SELECT 1 FROM threads_message m WHERE m.{column} = OLD.id)
+       AND NOT EXISTS (SELECT 1 FROM {table} r WHERE r.id = OLD.id) THEN
         RAISE EXCEPTION '{table}.id=% is still referenced from threads_message.{column}', OLD.id
             USING ERRCODE = 'foreign_key_violation';
     END IF;
