@@ -15,49 +15,21 @@ the time. These triggers keep the same guarantees with one set-based statement p
 import django.db.models.deletion
 from django.db import migrations, models
 
+# (trigger name part, referenced table, message column, what the error calls it), in lock order.
+_REFERENCED = [
+    ("thread", "threads_thread", "thread_id", "thread"),
+    ("contact", "contacts_contact", "contact_id", "contact"),
+    ("account", "threads_channelaccount", "channel_account_id", "channel account"),
+]
+
 _MESSAGE_CHECK = """
 CREATE OR REPLACE FUNCTION threads_message_refs_check() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    tids bigint[];
-    cids bigint[];
-    aids bigint[];
+    ids bigint[];
     found_n integer;
     bad bigint;
 BEGIN
-    SELECT array_agg(DISTINCT n.thread_id) FILTER (WHERE n.thread_id IS NOT NULL),
-           array_agg(DISTINCT n.contact_id) FILTER (WHERE n.contact_id IS NOT NULL),
-           array_agg(DISTINCT n.channel_account_id) FILTER (WHERE n.channel_account_id IS NOT NULL)
-      INTO tids, cids, aids FROM new_rows n;
-    IF tids IS NOT NULL THEN
-        SELECT count(*) INTO found_n FROM (
-            SELECT 1 FROM threads_thread t WHERE t.id = ANY(tids) ORDER BY t.id FOR KEY SHARE) x;
-        IF found_n < cardinality(tids) THEN
-            SELECT u INTO bad FROM unnest(tids) u WHERE NOT EXISTS (SELECT 1 FROM threads_thread t WHERE t.id = u)
-                LIMIT 1;
-            RAISE EXCEPTION 'threads_message.thread_id=% points to no thread', bad
-                USING ERRCODE = 'foreign_key_violation';
-        END IF;
-    END IF;
-    IF cids IS NOT NULL THEN
-        SELECT count(*) INTO found_n FROM (
-            SELECT 1 FROM contacts_contact c WHERE c.id = ANY(cids) ORDER BY c.id FOR KEY SHARE) x;
-        IF found_n < cardinality(cids) THEN
-            SELECT u INTO bad FROM unnest(cids) u WHERE NOT EXISTS (SELECT 1 FROM contacts_contact c WHERE c.id = u)
-                LIMIT 1;
-            RAISE EXCEPTION 'threads_message.contact_id=% points to no contact', bad
-                USING ERRCODE = 'foreign_key_violation';
-        END IF;
-    END IF;
-    IF aids IS NOT NULL THEN
-        SELECT count(*) INTO found_n FROM (
-            SELECT 1 FROM threads_channelaccount a WHERE a.id = ANY(aids) ORDER BY a.id FOR KEY SHARE) x;
-        IF found_n < cardinality(aids) THEN
-            SELECT u INTO bad FROM unnest(aids) u
-                WHERE NOT EXISTS (SELECT 1 FROM threads_channelaccount a WHERE a.id = u) LIMIT 1;
-            RAISE EXCEPTION 'threads_message.channel_account_id=% points to no channel account', bad
-                USING ERRCODE = 'foreign_key_violation';
-        END IF;
-    END IF;
+{blocks}
     RETURN NULL;
 END $$;
 
@@ -65,6 +37,19 @@ CREATE TRIGGER threads_message_refs_insert AFTER INSERT ON threads_message
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION threads_message_refs_check();
 CREATE TRIGGER threads_message_refs_update AFTER UPDATE ON threads_message
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION threads_message_refs_check();
+"""
+
+# One block per reference: the statement's distinct ids, locked in id order, all of which must exist.
+_MESSAGE_CHECK_BLOCK = """
+    SELECT array_agg(DISTINCT n.{column}) FILTER (WHERE n.{column} IS NOT NULL) INTO ids FROM new_rows n;
+    IF ids IS NOT NULL THEN
+        SELECT count(*) INTO found_n FROM (SELECT 1 FROM {table} r WHERE r.id = ANY(ids) ORDER BY r.id FOR KEY SHARE) x;
+        IF found_n < cardinality(ids) THEN
+            SELECT u INTO bad FROM unnest(ids) u WHERE NOT EXISTS (SELECT 1 FROM {table} r WHERE r.id = u) LIMIT 1;
+            RAISE EXCEPTION 'threads_message.{column}=% points to no {label}', bad
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
+    END IF;
 """
 
 _REFERENCED_CHECK = """
@@ -83,13 +68,12 @@ END $$;
 CREATE CONSTRAINT TRIGGER threads_message_{name}_delete AFTER DELETE ON {table}
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION threads_message_{name}_delete_check();
 """
-_REFERENCED = [("thread", "threads_thread", "thread_id"), ("contact", "contacts_contact", "contact_id"),
-               ("account", "threads_channelaccount", "channel_account_id")]  # fmt: skip
 
 
 def _forward_sql() -> str:
-    parts = [_MESSAGE_CHECK]
-    parts += [_REFERENCED_CHECK.format(name=n, table=t, column=c) for n, t, c in _REFERENCED]
+    blocks = "".join(_MESSAGE_CHECK_BLOCK.format(table=t, column=c, label=label) for _, t, c, label in _REFERENCED)
+    parts = [_MESSAGE_CHECK.format(blocks=blocks)]
+    parts += [_REFERENCED_CHECK.format(name=n, table=t, column=c) for n, t, c, _ in _REFERENCED]
     return "\n".join(parts)
 
 
@@ -99,7 +83,7 @@ def _reverse_sql() -> str:
         "DROP TRIGGER IF EXISTS threads_message_refs_update ON threads_message;",
         "DROP FUNCTION IF EXISTS threads_message_refs_check();",
     ]
-    for name, table, _ in _REFERENCED:
+    for name, table, _, _ in _REFERENCED:
         parts += [
             f"DROP TRIGGER IF EXISTS threads_message_{name}_delete ON {table};",
             f"DROP FUNCTION IF EXISTS threads_message_{name}_delete_check();",
