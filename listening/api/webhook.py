@@ -9,8 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
@@ -23,9 +22,9 @@ from crm.api import error_response
 from listening import services
 from listening.api.common import CHANNEL_RE, WebhookErrorSerializer
 from listening.models import ListeningSource
-from threads.api.inbound import read_signed_body
+from threads.api.inbound import SIGNATURE_PARAMETER, read_signed_body
 from threads.connectors import Party, PublicPost
-from threads.connectors.webhook import PARTY_KINDS, SIGNATURE_HEADER
+from threads.connectors.webhook import PARTY_KINDS
 
 
 class WebhookAuthorSerializer(serializers.Serializer):
@@ -167,15 +166,7 @@ class ListeningWebhookView(APIView):
         ),
         auth=[],
         request=WebhookBatchSerializer,
-        parameters=[
-            OpenApiParameter(
-                SIGNATURE_HEADER,
-                OpenApiTypes.STR,
-                OpenApiParameter.HEADER,
-                required=True,
-                description="sha256=<hex HMAC-SHA256 of the raw body, keyed with the source's secret>",
-            ),
-        ],
+        parameters=[SIGNATURE_PARAMETER],
         responses={
             200: OpenApiResponse(WebhookResultSerializer, description="Stored (or already stored) and evaluated."),
             400: OpenApiResponse(WebhookErrorSerializer, description="Invalid JSON or fields; nothing stored."),

@@ -35,6 +35,14 @@ from threads.models import ChannelAccount
 from threads.services.pipeline import raw_events_store
 
 _FORBIDDEN = "Unknown source or bad signature."
+# The signature header as OpenAPI documents it; listening's signed webhook uses the same scheme and parameter.
+SIGNATURE_PARAMETER = OpenApiParameter(
+    SIGNATURE_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="sha256=<hex HMAC-SHA256 of the raw body, keyed with the source's secret>",
+)
 
 AcceptedSerializer = inline_serializer(
     "InboundAccepted",
@@ -111,15 +119,7 @@ class InboundWebhookView(APIView):
         ),
         auth=[],
         request=WebhookEventSerializer,
-        parameters=[
-            OpenApiParameter(
-                SIGNATURE_HEADER,
-                OpenApiTypes.STR,
-                OpenApiParameter.HEADER,
-                required=True,
-                description="sha256=<hex HMAC-SHA256 of the raw body, keyed with the source's secret>",
-            ),
-        ],
+        parameters=[SIGNATURE_PARAMETER],
         responses={
             202: OpenApiResponse(AcceptedSerializer, description="Stored; it will be processed shortly."),
             200: OpenApiResponse(AcceptedSerializer, description="Already received (duplicate event_id)."),
