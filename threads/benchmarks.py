@@ -8,8 +8,10 @@ Then N new messages go through ``ingest_batch`` in batches, end to end: identity
 COPY + INSERT … ON CONFLICT, thread and contact updates, commit. About a third answer an existing conversation,
 one in a hundred comes from a stranger (a new lead). Building the NormalizedMessage objects is not timed: a
 connector does that before the pipeline. Each batch is one committed transaction, as a worker runs it (an
-update-heavy workload measured inside one open transaction would pay for row versions it can never prune).
-Everything the run created is deleted at the end, so the database is left as it was (only sequences advance).
+update-heavy workload measured inside one open transaction would pay for row versions it can never prune), and
+the batches are spread over ``--workers`` forked processes (default 2), as Celery spreads accounts over its worker
+processes; the figure is wall-clock time from the first insert to the last commit. Everything the run created is
+deleted at the end, so the database is left as it was (only sequences advance).
 
 - ``naive_msgs_per_s``: a per-message ORM path (identity lookup, thread lookup, get_or_create, two updates) over
   a 10k sample, in a transaction rolled back so the real run starts from the same state.
@@ -48,8 +50,8 @@ from threads.models import ChannelAccount, Message, Thread
 from threads.services.pipeline import ingest_batch
 
 NAIVE_SAMPLE = 10_000
-_INHERITED: list[Any] = []  # a forked worker's inherited database connections, kept so they are never finalized
 BATCH = 5_000
+_INHERITED: list[Any] = []  # a forked worker's inherited database connections, kept so they are never finalized
 
 _PREFILL_SQL = """
 INSERT INTO threads_message (thread_id, contact_id, channel_account_id, channel, direction, external_id,

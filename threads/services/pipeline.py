@@ -443,16 +443,17 @@ def _main_threads(contact_ids: set[int]) -> dict[int, int]:
     ids = sorted(contact_ids)
     now = timezone.now()
     with connection.cursor() as cursor:
+        ids_literal = int_array(ids)
         cursor.execute(
             "INSERT INTO threads_thread (contact_id, topic, status, participants, message_count, awaiting_reply, "
             "last_subject, last_channel, created_at) SELECT c, '', 'open', '{}', 0, false, '', '', %s "
             "FROM unnest(%s::bigint[]) AS c WHERE NOT EXISTS (SELECT 1 FROM threads_thread t "
             "WHERE t.contact_id = c AND t.topic = '') ON CONFLICT DO NOTHING",
-            [now, int_array(ids)],
+            [now, ids_literal],
         )
         cursor.execute(
             "SELECT contact_id, id FROM threads_thread WHERE contact_id = ANY(%s::bigint[]) AND topic = ''",
-            [int_array(ids)],
+            [ids_literal],
         )
         return dict(cursor.fetchall())
 
@@ -679,7 +680,10 @@ def _update_threads(rows: list[tuple[int, NormalizedMessage, int | None, int | N
                 participants[tid].add(p.address[:320])
     if not agg:
         return
-    tids = sorted(agg)  # rows are locked in id order, so concurrent batches cannot deadlock on them
+    # In id order, so the index probes walk the table forwards. The UPDATE itself takes its row locks in whatever
+    # order its plan visits them: two batches that share threads can still deadlock, and the victim is retried.
+    tids = sorted(agg)
+    tids_literal = int_array(tids)
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -708,11 +712,11 @@ def _update_threads(rows: list[tuple[int, NormalizedMessage, int | None, int | N
             WHERE t.id = v.id AND t.id = ANY(%s::bigint[])
             """,
             [
-                int_array(tids), int_array(agg[t]["n"] for t in tids),
+                tids_literal, int_array(agg[t]["n"] for t in tids),
                 array_literal(agg[t]["last"] for t in tids), array_literal(agg[t]["lin"] for t in tids),
                 array_literal(agg[t]["lout"] for t in tids), array_literal(agg[t]["subject"] for t in tids),
                 array_literal(agg[t]["channel"] for t in tids),
-                array_literal(chr(31).join(sorted(participants[t])[:50]) for t in tids), int_array(tids),
+                array_literal(chr(31).join(sorted(participants[t])[:50]) for t in tids), tids_literal,
             ],
         )  # fmt: skip
 
