@@ -284,10 +284,13 @@ class Message(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["channel_account", "external_id"], name="message_unique_account_external"),
             models.UniqueConstraint(fields=["global_key"], name="message_unique_global_key"),
+            # A person's messages are found through their threads (the timeline): one with a contact has a thread.
+            models.CheckConstraint(
+                condition=Q(contact__isnull=True) | Q(thread__isnull=False), name="message_contact_has_thread"
+            ),
         ]
         indexes = [
             models.Index(fields=["thread", "-sent_at", "-id"], name="message_thread_order"),
-            models.Index(fields=["contact", "-sent_at", "-id"], name="message_contact_order"),
             # Ingest's "which thread is this conversation in": the newest message's thread straight from the index
             # (an index-only probe, no sort, no heap visit once the page is all-visible).
             models.Index(

@@ -23,8 +23,9 @@ from contacts.registry import (
     register_personal_data_source,
     register_timeline_source,
 )
-from contacts.selectors.timeline import keyset_before_q
+from contacts.selectors.timeline import keyset_before_sql
 from crm.panels import Panel, register_panel
+from crm.sql import int_array
 from threads.models import Attachment, Direction, Message, RawEvent, Thread
 from threads.services.conversations import thread_recompute
 
@@ -37,24 +38,23 @@ SOURCE = "message"
 def message_timeline(query: TimelineQuery) -> list[TimelineEntry]:
     """Every message with the person, newest first. The caller already checked the contacts are visible; a
     private mailbox's message shows that the touch happened (date, channel, subject), not its body."""
-    qs = (
-        Message.objects.filter(contact_id__in=query.contact_ids)
-        .filter(keyset_before_q(query.before, source=SOURCE, at_field="sent_at"))
-        .only(
-            "id",
-            "thread_id",
-            "channel",
-            "direction",
-            "subject",
-            "body_display",
-            "sent_at",
-            "author_name",
-            "author_address",
-            "is_private",
-            "body_visible_to",
-            "delivery",
-        )
-        .order_by("-sent_at", "-id")[: query.limit]
+    # Through the people's threads, newest first in each (``message_thread_order``), at most ``limit`` from each,
+    # then merged: bounded by limit x threads however long a history is. There is no (contact, sent_at) index on
+    # messages on purpose: it would cost every ingested message one more random index insert. A message with a
+    # contact always has a thread of that contact (a check constraint, and every move keeps them together).
+    keyset, keyset_params = keyset_before_sql(query.before, source=SOURCE, at_col="m.sent_at", id_col="m.id")
+    qs = Message.objects.raw(
+        f"""
+        SELECT m.* FROM threads_thread t CROSS JOIN LATERAL (
+            SELECT m.id, m.thread_id, m.channel, m.direction, m.subject, m.body_display, m.sent_at, m.author_name,
+                   m.author_address, m.is_private, m.body_visible_to, m.delivery
+            FROM threads_message m WHERE m.thread_id = t.id AND {keyset}
+            ORDER BY m.sent_at DESC, m.id DESC LIMIT %s
+        ) m
+        WHERE t.contact_id = ANY(%s::bigint[])
+        ORDER BY m.sent_at DESC, m.id DESC LIMIT %s
+        """,  # noqa: S608 - the keyset fragment is ours, its values are parameters
+        [*keyset_params, query.limit, int_array(query.contact_ids), query.limit],
     )
     entries = []
     for m in qs:

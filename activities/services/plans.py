@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -21,6 +21,7 @@ from accounts.selectors import user_managed_team_ids, visible
 from activities.models import Activity, ActivityPlan, Kind, PlanAssignment, PlanRun, PlanStep, StepBranch
 from contacts.models import Contact, SavedView
 from crm.errors import DomainError, NotFound
+from crm.sql import array_literal, int_array
 
 # Assignments up to this many contacts run inside the request; larger ones go to Celery with a progress bar.
 INLINE_LIMIT = 200
@@ -660,8 +661,18 @@ def plan_runs_reassign_all(*, from_user: User, to_user: User, actor: User) -> in
 def plan_runs_stop_for_contacts(*, contact_ids: list[int], reason: str = "The contact replied") -> int:
     """Stop these contacts' live runs and cancel their open plan activities, in two statements whatever the
     number of contacts. Idempotent: stopped runs are not live."""
+    with connection.cursor() as cursor:
+        # One array parameter rather than an IN list: ingest calls this after every batch with up to thousands of
+        # contacts, and most have no live run, so this one index probe per contact is usually all there is.
+        cursor.execute(
+            "SELECT id FROM activities_planrun WHERE contact_id = ANY(%s::bigint[]) AND status = ANY(%s::varchar[])",
+            [int_array(contact_ids), array_literal([str(s) for s in LIVE_STATUSES])],
+        )
+        run_ids = [row[0] for row in cursor.fetchall()]
+    if not run_ids:
+        return 0
     with transaction.atomic():
-        live = PlanRun.objects.filter(contact_id__in=contact_ids, status__in=LIVE_STATUSES)
+        live = PlanRun.objects.filter(pk__in=run_ids, status__in=LIVE_STATUSES)
         Activity.objects.filter(plan_run__in=live.values("pk"), status=Activity.Status.OPEN).update(
             status=Activity.Status.CANCELLED
         )

@@ -56,6 +56,7 @@ from contacts.models import (
 )
 from contacts.services import company_search_refresh, contact_search_refresh
 from crm.errors import DomainError
+from crm.sql import array_literal
 
 logger = logging.getLogger(__name__)
 
@@ -824,10 +825,6 @@ def _search_texts(row: ParsedRow) -> list[str]:
     ]  # fmt: skip
 
 
-def _pg_array_literal(values: list[str]) -> str:
-    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
-
-
 def _insert(
     model: type[Model],
     rows: list[dict[str, Any]],
@@ -859,7 +856,7 @@ def _insert(
             select.append(f"u.c{index}::jsonb")
         elif db_type.endswith("[]"):
             # unnest() flattens a 2-D array, so array columns travel as text literals and are cast back.
-            values = [_pg_array_literal(v) for v in values]
+            values = [array_literal(v) for v in values]
             unnest_args.append("%s::text[]")
             select.append(f"u.c{index}::{db_type}")
         else:

@@ -15,10 +15,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from contacts.models import Contact
+from crm.sql import NULL, copy_array, copy_rows, copy_text, copy_value
 from listening.models import ListeningSource, Mention
 from listening.query import Document, Engine, Match, highlight_snippet, sentiment
 from listening.services.actions import NewMention, actions_run
-from listening.services.bulk import NULL, copy_array, copy_rows, copy_text, copy_value
 from listening.services.documents import (
     clean_handle,
     message_document,

@@ -60,8 +60,9 @@ def test_raw_deletes_of_referenced_rows_are_refused(setup) -> None:  # type: ign
     """Checked at commit, like Django's deferred foreign keys (the ORM may delete a thread before its messages)."""
     world, account, thread = setup
     _message(thread, account)
-    # A contact without threads, so only the message's reference can stop its delete.
-    _message(None, account, contact_id=world.b1_shared.pk)
+    # A contact without threads of its own, so only the message's reference can stop its delete (a message with a
+    # contact needs a thread: this one borrows another contact's, which nothing but this test would do).
+    _message(thread, account, contact_id=world.b1_shared.pk)
     for table, pk in (
         ("threads_thread", thread.pk), ("contacts_contact", world.b1_shared.pk), ("threads_channelaccount", account.pk),
     ):  # fmt: skip
@@ -73,6 +74,16 @@ def test_raw_deletes_of_referenced_rows_are_refused(setup) -> None:  # type: ign
             cursor.execute(f"DELETE FROM {table} WHERE id = %s", [pk])  # noqa: S608
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # what the commit would check
     assert Message.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_message_with_a_contact_has_a_thread(setup) -> None:  # type: ignore[no-untyped-def]
+    """The timeline finds a person's messages through their threads; the check constraint guarantees none hides."""
+    world, account, _ = setup
+    with pytest.raises(IntegrityError, match="message_contact_has_thread"), transaction.atomic():
+        _message(None, account, contact_id=world.a1_shared.pk)
+    _message(None, account)  # unmatched: neither
+    assert Message.objects.count() == 1
 
 
 @pytest.mark.django_db
