@@ -187,7 +187,11 @@ class Thread(models.Model):
         ]
         indexes = [
             models.Index(fields=["-last_message_at", "-id"], name="thread_inbox_order"),
-            models.Index(fields=["assignee", "-last_message_at"], name="thread_assignee"),
+            # Assigned threads only: "assigned to X" and the user's SET_NULL need nothing else ("unassigned" reads
+            # the inbox order), and an unassigned thread's update, on every ingested message, skips this index.
+            models.Index(
+                fields=["assignee", "-last_message_at"], name="thread_assignee", condition=Q(assignee__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -245,9 +249,11 @@ class Message(models.Model):
     )  # fmt: skip
     channel = models.CharField(max_length=16, choices=Channel.choices)
     direction = models.CharField(max_length=8, choices=Direction.choices)
-    external_id = models.CharField(max_length=512)
-    global_key = models.CharField(max_length=600, null=True, blank=True)
-    provider_thread_key = models.CharField(max_length=512, blank=True, default="")
+    # Identifiers, not words: compared byte by byte ("C"), which keeps the three indexes that ingest probes and
+    # extends for every message free of locale-aware string comparison (many times the cost of a memcmp).
+    external_id = models.CharField(max_length=512, db_collation="C")
+    global_key = models.CharField(max_length=600, null=True, blank=True, db_collation="C")
+    provider_thread_key = models.CharField(max_length=512, blank=True, default="", db_collation="C")
     # Soft references (no database constraint, no index, nothing done on delete): the pipeline resolved them in
     # the same transaction, and each constraint or index would cost every ingested message a lookup or an index
     # insert. The address and name columns keep what the identity said, should the identity later be removed.
