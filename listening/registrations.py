@@ -54,7 +54,10 @@ def on_messages_ingested(sender: Any, messages: list[IngestedMessage], **kwargs:
 
         def enqueue(chunk: list[int] = chunk) -> None:
             try:
-                mentions_evaluate_messages_task.delay(chunk)
+                # A short argsrepr: Celery would otherwise render all 500 ids for its logs and events, per task.
+                mentions_evaluate_messages_task.apply_async(
+                    (chunk,), argsrepr=f"([{len(chunk)} message ids {chunk[0]}…{chunk[-1]}],)"
+                )
             except Exception:
                 log.exception("listening: could not enqueue the evaluation of messages %s", chunk)
 

@@ -220,6 +220,10 @@ def run(*, messages: int = 1_000_000, existing: int = 10_000_000, contacts: int 
         workers: int = 2, **_: Any) -> dict[str, Any]:  # fmt: skip
     rng = random.Random(SEED)
     figures: dict[str, Any] = {"messages": messages, "existing": existing, "contacts": contacts}
+    with connection.cursor() as cursor:
+        # The figure depends on these more than on anything else outside the code: they travel with it.
+        cursor.execute("SELECT current_setting('shared_buffers'), current_setting('max_wal_size')")
+        figures["pg_shared_buffers"], figures["pg_max_wal_size"] = cursor.fetchone()
     world = None
     account = None
     try:

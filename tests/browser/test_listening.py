@@ -40,12 +40,12 @@ def sign_in(page, live_server) -> None:  # type: ignore[no-untyped-def]
 def test_write_a_rule_preview_it_save_it_and_see_the_alert(page, live_server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     evaluated: list[int] = []
 
-    def worker(message_ids: list[int]) -> None:
+    def worker(args: tuple[list[int]], **options: object) -> None:
         """Stands in for the Celery worker: runs the task the messages_ingested receiver enqueued, right away."""
-        evaluated.extend(message_ids)
-        mentions_evaluate_messages_task(message_ids)
+        evaluated.extend(args[0])
+        mentions_evaluate_messages_task(*args)
 
-    monkeypatch.setattr(mentions_evaluate_messages_task, "delay", worker)
+    monkeypatch.setattr(mentions_evaluate_messages_task, "apply_async", worker)
     team = TeamFactory(name="Team A")
     rep = membership(UserFactory(username="rep"), team)
     contact = contact_create(

@@ -273,11 +273,11 @@ def test_messages_ingested_event_enqueues_evaluation_and_the_alert_fires(
     rule = make_rule(world.a2, query="acme NEAR/5 refund", activity_for="contact_owner", tag="refund-risk")
     enqueued: list[list[int]] = []
 
-    def run_now(ids: list[int]) -> None:
-        enqueued.append(ids)
-        mentions_evaluate_messages_task.apply(args=(ids,))
+    def run_now(args: tuple[list[int]], **options: object) -> None:
+        enqueued.append(args[0])
+        mentions_evaluate_messages_task.apply(args=args)
 
-    monkeypatch.setattr(mentions_evaluate_messages_task, "delay", run_now)
+    monkeypatch.setattr(mentions_evaluate_messages_task, "apply_async", run_now)
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         ingest_batch(account=account, messages=[inbound_email("ann@example.com", body="Acme: I want a refund")])
     message = Message.objects.get()
@@ -298,7 +298,7 @@ def test_the_event_sends_big_batches_in_chunks_of_500(world, monkeypatch, django
     from threads.events import IngestedMessage
 
     sent: list[list[int]] = []
-    monkeypatch.setattr(mentions_evaluate_messages_task, "delay", sent.append)
+    monkeypatch.setattr(mentions_evaluate_messages_task, "apply_async", lambda args, **options: sent.append(args[0]))
     messages = [IngestedMessage(i, None, None, "inbound", "email") for i in range(1, 1202)]
     messages.append(IngestedMessage(5000, None, None, "outbound", "email"))
     with django_capture_on_commit_callbacks(execute=True):

@@ -25,7 +25,17 @@ def test_bench_ingest_reports_figures_and_cleans_up(world, capsys: pytest.Captur
     before = _counts()
     call_command("bench", "ingest", "--messages", "600", "--existing", "2000", "--contacts", "100", "--samples", "3")
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    for key in ("bench", "messages", "msgs_per_s", "naive_msgs_per_s", "ratio", "replay_new_rows", "timeline_p95_ms"):
+    for key in (
+        "bench",
+        "messages",
+        "msgs_per_s",
+        "naive_msgs_per_s",
+        "ratio",
+        "replay_new_rows",
+        "timeline_p95_ms",
+        "pg_shared_buffers",
+        "pg_max_wal_size",
+    ):
         assert key in figures
     assert figures["bench"] == "ingest" and figures["created"] == 600 and figures["existing"] == 2000
     assert figures["replay_new_rows"] == 0
