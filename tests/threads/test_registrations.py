@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from contacts.models import ContactIdentity
 from contacts.selectors.timeline import contact_timeline
@@ -43,6 +46,33 @@ def test_messages_are_on_the_timeline_and_private_bodies_stay_private(world, acc
     assert by_title["E-mail from ann@example.com: Personal"].body == ""  # the touch shows, the body does not
     mine = contact_timeline(user=world.a2, contact=world.a1_shared, before=None).entries
     assert any(e.body == "Secret dinner plans" for e in mine)
+
+
+def test_the_timeline_pages_through_every_thread_of_the_person_newest_first(world, account) -> None:
+    """Messages are read through the person's threads (main and topics), merged, and paged by keyset."""
+    from contacts.registry import TimelineQuery
+    from threads.registrations import message_timeline
+    from threads.services.conversations import message_move_to_topic
+
+    identity(world.a1_shared, "ann@example.com")
+    start = timezone.now() - dt.timedelta(days=1)
+    messages = [
+        inbound_email("ann@example.com", subject=f"m{i}", sent_at=start + dt.timedelta(minutes=i)) for i in range(7)
+    ]
+    ids = ingest(account, messages).created
+    for pk in ids[1::2]:  # every other message to a topic thread: the two threads interleave in time
+        message_move_to_topic(actor=world.a1, message=Message.objects.get(pk=pk), topic="Renewal")
+    other = ContactFactory(owner=world.a1, team=world.team_a)
+    identity(other, "zed@example.com")
+    ingest(account, [inbound_email("zed@example.com", subject="not Ann's")])
+    seen, before = [], None
+    while True:
+        page = message_timeline(TimelineQuery(user=world.a1, contact_ids=[world.a1_shared.pk], before=before, limit=3))
+        if not page:
+            break
+        seen += [entry.title.rsplit(": ", 1)[1] for entry in page]
+        before = page[-1].cursor
+    assert seen == [f"m{i}" for i in reversed(range(7))]
 
 
 def test_my_day_lists_threads_waiting_for_my_reply(world, account, client) -> None:
