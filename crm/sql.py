@@ -18,16 +18,22 @@ from django.db import connection
 NULL = "\\N"  # COPY text format's NULL
 
 
+# (character, replacement) pairs; the backslash first, so the escapes added after it are not escaped again. NUL is
+# dropped: PostgreSQL text cannot hold it.
+_ARRAY_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\x00", ""))
+_COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\x00", ""))
+
+
+def _escaped(value: str, escapes: tuple[tuple[str, str], ...]) -> str:
+    for char, replacement in escapes:
+        if char in value:  # most values hold none of them: a scan in C, no copy
+            value = value.replace(char, replacement)
+    return value
+
+
 def array_text(value: str) -> str:
-    """``value`` as one quoted element of an array literal: backslash and double quote escaped, NUL (which
-    PostgreSQL text cannot hold) dropped."""
-    if "\\" in value:
-        value = value.replace("\\", "\\\\")
-    if '"' in value:
-        value = value.replace('"', '\\"')
-    if "\x00" in value:
-        value = value.replace("\x00", "")
-    return '"' + value + '"'
+    """``value`` as one quoted element of an array literal."""
+    return '"' + _escaped(value, _ARRAY_ESCAPES) + '"'
 
 
 def array_literal(values: Iterable[str | int | dt.datetime | None]) -> str:
@@ -64,20 +70,10 @@ def int_array(values: Iterable[int]) -> str:
 
 
 def copy_text(value: str | None) -> str:
-    """``value`` for COPY's text format: backslash, tab, newline and CR escaped; NUL dropped."""
+    """``value`` for COPY's text format: backslash, tab, newline and CR escaped, NUL dropped."""
     if value is None:
         return NULL
-    if "\\" in value:
-        value = value.replace("\\", "\\\\")
-    if "\t" in value:
-        value = value.replace("\t", "\\t")
-    if "\n" in value:
-        value = value.replace("\n", "\\n")
-    if "\r" in value:
-        value = value.replace("\r", "\\r")
-    if "\x00" in value:
-        value = value.replace("\x00", "")
-    return value
+    return _escaped(value, _COPY_ESCAPES)
 
 
 def copy_value(value: Any) -> str:
