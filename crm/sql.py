@@ -17,6 +17,15 @@ from django.db import connection
 
 NULL = "\\N"  # COPY text format's NULL
 
+# deadlock_detected, serialization_failure: the database gave up on this transaction (or savepoint) because of
+# another one; the same work, tried again, normally succeeds.
+RETRYABLE_PGCODES = frozenset({"40P01", "40001"})
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a Django database error is one that trying again resolves."""
+    return getattr(exc.__cause__, "pgcode", None) in RETRYABLE_PGCODES
+
 
 # (character, replacement) pairs; the backslash first, so the escapes added after it are not escaped again. NUL is
 # dropped: PostgreSQL text cannot hold it.

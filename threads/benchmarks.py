@@ -45,6 +45,7 @@ from contacts.benchmarks import SEED, _generate
 from contacts.models import Contact, ContactIdentity
 from contacts.selectors.timeline import contact_timeline
 from crm.bench import Benchmark, p95_ms, register
+from crm.sql import is_retryable
 from threads.connectors import NormalizedMessage, Party
 from threads.models import ChannelAccount, Message, Thread
 from threads.services.pipeline import ingest_batch
@@ -176,7 +177,7 @@ def _ingest_worker(
                         created += len(ingest_batch(account=account, messages=batch).created)
                     break
                 except OperationalError as exc:
-                    if getattr(exc.__cause__, "pgcode", None) not in ("40P01", "40001"):
+                    if not is_retryable(exc):
                         raise
                     retries += 1
         out.put((created, retries, ""))

@@ -31,7 +31,7 @@ from accounts.models import Visibility
 from accounts.selectors import user_team_ids
 from contacts.models import Contact, ContactIdentity
 from contacts.services import contact_search_refresh
-from crm.sql import NULL, array_literal, copy_rows, copy_text, int_array
+from crm.sql import NULL, array_literal, copy_rows, copy_text, int_array, is_retryable
 from threads.connectors import NormalizedMessage, NormalizeError, Party, RawEventIn, normalizer_for
 from threads.events import IngestedMessage, messages_ingested
 from threads.models import Attachment, ChannelAccount, Direction, Message, RawEvent, Thread
@@ -155,17 +155,19 @@ def raw_events_process(
             per_event[event.pk] = messages
             normalized += messages
         try:
-            with transaction.atomic():
-                result.merge(ingest_batch(account=account, messages=normalized))
-        except DatabaseError:
+            result.merge(_ingest_retrying(account, normalized))
+        except DatabaseError as exc:
+            if is_retryable(exc):
+                raise  # still losing to other writers: nothing here is wrong with the data (see _ingest_retrying)
             # One event's data broke the set-based insert (e.g. a value the database refuses). Find it: ingest
             # event by event, each in its own savepoint, and dead-letter only the ones that fail.
             log.warning("batch ingest failed for account %s; retrying event by event", account.pk, exc_info=True)
             for event_id, messages in per_event.items():
                 try:
-                    with transaction.atomic():
-                        result.merge(ingest_batch(account=account, messages=messages))
+                    result.merge(_ingest_retrying(account, messages))
                 except DatabaseError as exc:
+                    if is_retryable(exc):
+                        raise
                     dead[event_id] = _error_text(exc)
         now = timezone.now()
         done = [pk for pk in per_event if pk not in dead and pk not in ignored]
@@ -284,8 +286,8 @@ CREATE TEMP TABLE IF NOT EXISTS threads_ingest_staging (
 #   when a new one appears: an unchanged array keeps the row's TOAST value).
 # - Contacts: last_touch_at moves only forwards (an old message imported late must not make a recent touch look
 #   older).
-# The thread UPDATE's row locks follow its plan: two batches sharing threads can deadlock, and the victim is
-# retried by its caller (the Celery task, or the benchmark's worker).
+# The thread and contact UPDATEs take their row locks in the order their plan visits the rows: two batches sharing
+# threads or contacts can deadlock, and the victim is tried again (_ingest_retrying; the benchmark's workers too).
 _INSERT_SQL = f"""
 WITH ins AS (
     INSERT INTO threads_message ({", ".join(_COLUMNS)})
@@ -516,6 +518,30 @@ def _valid_hints(hints: set[int]) -> dict[int, int]:
     if not hints:
         return {}
     return dict(Thread.objects.filter(pk__in=hints).values_list("pk", "contact_id"))
+
+
+INGEST_ATTEMPTS = 3
+
+
+def _ingest_retrying(account: ChannelAccount, messages: Sequence[NormalizedMessage]) -> IngestResult:
+    """``ingest_batch`` in a savepoint, tried again when the database picks it as a deadlock victim.
+
+    Two batches that share threads or contacts (the same mail in two team mailboxes, a customer writing on two
+    channels) update those rows in whatever order their plans visit them, so they can deadlock. The victim's
+    savepoint is rolled back, which releases what the batch locked, and the other batch goes on; trying again then
+    succeeds. A retryable error that persists is raised, never dead-lettered: the whole transaction rolls back,
+    the events stay pending, and the next sync (or the sweep for lost tasks) takes them again.
+    """
+    attempt = 1
+    while True:
+        try:
+            with transaction.atomic():
+                return ingest_batch(account=account, messages=messages)
+        except DatabaseError as exc:
+            if attempt >= INGEST_ATTEMPTS or not is_retryable(exc):
+                raise
+            log.info("ingest for account %s lost to a concurrent writer (%s); trying again", account.pk, exc)
+            attempt += 1
 
 
 def ingest_batch(*, account: ChannelAccount | None, messages: Sequence[NormalizedMessage]) -> IngestResult:
