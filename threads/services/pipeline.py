@@ -641,13 +641,7 @@ def ingest_batch(*, account: ChannelAccount | None, messages: Sequence[Normalize
         recipients = (
             _json([{"kind": p.role, "address": p.address, "name": p.name} for p in parties]) if parties else "[]"
         )
-        # The thread's participants (the addresses _parties() names), joined by the unit separator.
-        if counterparts:
-            participants = "\x1f".join([p.address for p in counterparts])
-        elif author is not None and m.direction == Direction.INBOUND:
-            participants = author.address
-        else:
-            participants = ""
+        participants = "\x1f".join([p.address for p in _parties(m)])  # the thread's, by the unit separator
         key = m.key()[:600]
         if m.attachments:
             with_attachments.setdefault(key, m)
