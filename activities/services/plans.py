@@ -659,8 +659,8 @@ def plan_runs_reassign_all(*, from_user: User, to_user: User, actor: User) -> in
 
 
 def plan_runs_stop_for_contacts(*, contact_ids: list[int], reason: str = "The contact replied") -> int:
-    """Stop these contacts' live runs and cancel their open plan activities, in two statements whatever the
-    number of contacts. Idempotent: stopped runs are not live."""
+    """Stop these contacts' live runs and cancel their open plan activities: one lookup, then (only if any run is
+    live) two updates, whatever the number of contacts. Idempotent: stopped runs are not live."""
     with connection.cursor() as cursor:
         # One array parameter rather than an IN list: ingest calls this after every batch with up to thousands of
         # contacts, and most have no live run, so this one index probe per contact is usually all there is.
